@@ -1,0 +1,242 @@
+"""Stage 3, analyse: the operator dependency graph and merge groups.
+
+The graph's edges follow Nengo's own scheduling rules (see
+`nengo.utils.simulator.operator_dependency_graph`): for every memory block,
+all sets come before all increments, which come before all reads, which come
+before all updates. We take Nengo's edges so that our order is valid exactly
+when Nengo's is, and hold them in a `networkx.DiGraph`.
+
+Merging is list scheduling over that graph: at each step the operators whose
+predecessors are all scheduled are "ready"; ready operators with the same merge
+key are mutually independent, so they can run as one vectorised group.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import networkx as nx
+from nengo.builder.learning_rules import SimBCM, SimOja, SimPES, SimRLS, SimVoja
+from nengo.builder.neurons import SimNeurons
+from nengo.builder.operator import (
+    Copy,
+    DotInc,
+    ElementwiseInc,
+    Operator,
+    Reset,
+    SimPyFunc,
+    TimeUpdate,
+)
+from nengo.builder.probe import SimProbe
+from nengo.builder.processes import SimProcess
+from nengo.synapses import LinearFilter, Triangle
+from nengo.utils.simulator import operator_dependency_graph
+
+from .errors import UnsupportedError
+
+
+@dataclass(frozen=True)
+class Group:
+    """Operators of one kind that run together as one vectorised step."""
+
+    kind: str
+    ops: tuple
+
+
+@dataclass(frozen=True)
+class Analysis:
+    graph: nx.DiGraph
+    groups: tuple  # of Group, in a valid execution order
+    written: frozenset  # base signals that some operator writes
+    n_ops: int
+
+    def is_const(self, sig) -> bool:
+        """True if no operator ever writes the signal's memory."""
+        return sig.base not in self.written
+
+
+@dataclass(frozen=True)
+class KeyContext:
+    """What merge keys may depend on besides the operator itself."""
+
+    written: frozenset
+    dt: float
+
+
+def analyse(operators, dt: float) -> Analysis:
+    """Build the dependency graph and schedule operators into merged groups."""
+    operators = list(operators)
+    written = frozenset(
+        sig.base for op in operators for sig in op.sets + op.incs + op.updates
+    )
+    ctx = KeyContext(written, dt)
+    keys = {}
+    unsupported = []
+    for op in operators:
+        try:
+            keys[op] = merge_key(op, ctx)
+        except NotImplementedError as exc:
+            unsupported.append(str(exc))
+    if unsupported:
+        raise UnsupportedError(sorted(set(unsupported)))
+
+    graph = dependency_graph(operators)
+    groups = schedule(graph, keys, {op: i for i, op in enumerate(operators)})
+    return Analysis(graph=graph, groups=groups, written=written, n_ops=len(operators))
+
+
+def dependency_graph(operators) -> nx.DiGraph:
+    """Nengo's read/write dependency rules, as a networkx graph."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(operators)
+    for op, successors in operator_dependency_graph(operators).items():
+        graph.add_edges_from((op, succ) for succ in successors)
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = nx.find_cycle(graph)
+        raise UnsupportedError(
+            [f"operator dependency cycle: {' -> '.join(str(a) for a, _ in cycle)}"]
+        )
+    return graph
+
+
+def schedule(graph: nx.DiGraph, keys: dict, order: dict) -> tuple:
+    """Greedy list scheduling that merges ready operators with equal keys.
+
+    At each step we run one group: the key all of whose remaining operators
+    are ready (waiting cannot make that group larger), else the key with the
+    most ready operators. Ties go to the key whose first operator Nengo built
+    first, so the schedule is deterministic.
+    """
+    indegree = {op: graph.in_degree(op) for op in graph}
+    remaining = Counter(keys[op] for op in graph if keys[op] is not SKIP)
+    ready = defaultdict(list)  # key -> ready ops, in build order
+    groups = []
+
+    def release(op):
+        for succ in graph.successors(op):
+            indegree[succ] -= 1
+            if indegree[succ] == 0:
+                make_ready(succ)
+
+    def make_ready(op):
+        if keys[op] is SKIP:  # no computation: retire it at once
+            release(op)
+        else:
+            ready[keys[op]].append(op)
+
+    for op in sorted(graph, key=order.__getitem__):
+        if indegree[op] == 0:
+            make_ready(op)
+
+    while ready:
+        def priority(key):
+            ops = ready[key]
+            complete = len(ops) == remaining[key]
+            return (not complete, -len(ops), min(order[op] for op in ops))
+
+        key = min(ready, key=priority)
+        ops = sorted(ready.pop(key), key=order.__getitem__)
+        remaining[key] -= len(ops)
+        if key[1] == "single":
+            groups.extend(Group(key[0], (op,)) for op in ops)
+        else:
+            groups.append(Group(key[0], tuple(ops)))
+        for op in ops:
+            release(op)
+
+    scheduled = sum(len(g.ops) for g in groups)
+    assert scheduled == sum(1 for op in graph if keys[op] is not SKIP), "unscheduled ops"
+    return tuple(groups)
+
+
+#: Merge key of operators that do no computation (they only order others).
+SKIP = ("skip",)
+
+
+def _const(sig, ctx) -> bool:
+    return sig.base not in ctx.written
+
+
+@functools.singledispatch
+def merge_key(op: Operator, ctx) -> tuple:
+    """A hashable key; operators with equal keys can be merged.
+
+    The first element names the op kind (and so its lowering); the second is
+    ``"single"`` for operators that never merge.
+    """
+    raise NotImplementedError(f"operator {type(op).__name__} ({_tag(op)})")
+
+
+def _tag(op) -> str:
+    return op.tag or str(op)
+
+
+@merge_key.register(SimProbe)
+def _(op, ctx):
+    return SKIP
+
+
+@merge_key.register(TimeUpdate)
+def _(op, ctx):
+    return ("time", "single")
+
+
+@merge_key.register(Reset)
+def _(op, ctx):
+    return ("reset", "merge")
+
+
+@merge_key.register(Copy)
+def _(op, ctx):
+    return ("copy", "merge", op.inc, _const(op.src, ctx))
+
+
+@merge_key.register(ElementwiseInc)
+def _(op, ctx):
+    return ("elementwise_inc", "merge", _const(op.A, ctx), _const(op.X, ctx))
+
+
+@merge_key.register(DotInc)  # also SparseDotInc and BsrDotInc
+def _(op, ctx):
+    if not _const(op.A, ctx):
+        raise NotImplementedError(
+            f"DotInc with a learned (changing) matrix ({_tag(op)}); "
+            "learning rules are not supported yet"
+        )
+    return ("matmul", "merge", _const(op.X, ctx))
+
+
+@merge_key.register(SimPyFunc)
+def _(op, ctx):
+    return ("pyfunc", "single")
+
+
+@merge_key.register(SimNeurons)
+def _(op, ctx):
+    from .lower.neurons import neuron_key  # the neuron registry decides
+
+    return ("neurons", "merge", *neuron_key(op.neurons, _tag(op)))
+
+
+@merge_key.register(SimProcess)
+def _(op, ctx):
+    process = op.process
+    if isinstance(process, LinearFilter):
+        from .lower.synapses import filter_key
+
+        return ("linear_filter", "merge", op.mode, op.input is None, *filter_key(op, ctx.dt))
+    if isinstance(process, Triangle):
+        return ("triangle", "single")
+    raise NotImplementedError(f"process {type(process).__name__} ({_tag(op)})")
+
+
+for _rule in (SimPES, SimBCM, SimOja, SimVoja, SimRLS):
+
+    @merge_key.register(_rule)
+    def _(op, ctx):
+        raise NotImplementedError(
+            f"learning rule {type(op).__name__} ({_tag(op)}); "
+            "learning rules are not supported yet"
+        )

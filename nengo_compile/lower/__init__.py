@@ -1,0 +1,188 @@
+"""Stage 5, lower: merged groups become Nengo-free IR (`ir.Program`).
+
+Each group is lowered by its op kind (registries in `kinds`, `neurons`,
+`synapses`); probes and hooks are named here, and the state blocks get their
+initial values.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import replace
+
+import numpy as np
+
+from ..names import Namespace
+from . import ir, neurons, synapses  # noqa: F401  (register their kinds)
+from .kinds import KINDS, LowerContext, Params
+
+
+def lower(built, analysis, plan, dtype: str, header: dict) -> ir.Program:
+    params = Params(dtype)
+    for name, array in plan.index_params.items():
+        params.arrays[name] = array
+    hooks = _name_hooks(built, plan)
+    describe = Describer(built.network)
+    ctx = LowerContext(
+        dt=built.dt,
+        dtype=dtype,
+        is_const=analysis.is_const,
+        names=describe.op,
+        hooks=hooks,
+    )
+    groups = []
+    for index, group in enumerate(plan.groups):
+        lowered = KINDS[group.kind].lower(index, group.ops, group.accesses, params, ctx)
+        groups.append(lowered)
+        if group.kind == "pyfunc":
+            op = group.ops[0]
+            hooks[op] = replace(hooks[op], index=index)
+
+    blocks = []
+    for layout in plan.blocks:
+        initial = np.concatenate(
+            [np.asarray(base.initial_value, dtype=np.float64).reshape(-1)[idx]
+             for base, idx in layout.segments]
+        )
+        blocks.append(
+            ir.Block(
+                name=layout.name,
+                size=layout.size,
+                initial=params.add("init", initial),
+                contents=tuple(describe.signal(base, idx) for base, idx in layout.segments),
+            )
+        )
+
+    probes = _lower_probes(built, analysis, plan, params)
+    return ir.Program(
+        label=built.label,
+        dt=built.dt,
+        seed=built.seed,
+        dtype=dtype,
+        blocks=tuple(blocks),
+        groups=tuple(groups),
+        probes=tuple(probes),
+        hooks=tuple(sorted(hooks.values(), key=lambda h: h.index)),
+        params=dict(params.arrays),
+        header=header,
+    )
+
+
+class Describer:
+    """Deterministic descriptions of operators and signals for comments.
+
+    Nengo's names of unlabeled objects hold memory addresses; we replace them
+    by the object's position in the network, so output is reproducible.
+    """
+
+    _ADDRESS = re.compile(r"<(\w+) \(unlabeled\) at (0x[0-9a-fA-F]+)>")
+
+    def __init__(self, network):
+        counts = {}
+        self.names = {}
+        for obj in [network, *network.all_networks, *network.all_objects]:
+            kind = type(obj).__name__
+            counts[kind] = counts.get(kind, 0) + 1
+            self.names[hex(id(obj))] = f"<{kind} #{counts[kind]}>"
+
+    def text(self, text: str) -> str:
+        text = self._ADDRESS.sub(lambda m: self.names.get(m.group(2), f"<{m.group(1)}>"), text)
+        text = re.sub(r" at 0x[0-9a-fA-F]+", "", text)
+        return re.sub(r"0x[0-9a-fA-F]{6,}", self._anonymous, text)
+
+    def _anonymous(self, match) -> str:
+        """Unnamed signals are named by their address: number them instead."""
+        key = match.group(0)
+        if key not in self.names:
+            self.names[key] = f"signal#{sum(v.startswith('signal#') for v in self.names.values()) + 1}"
+        return self.names[key]
+
+    def op(self, op) -> str:
+        return self.text(f"{type(op).__name__}: {op.tag or op}")
+
+    def signal(self, base, idx) -> str:
+        size = f"[{base.size}]" if len(idx) == base.size else f"[{len(idx)} of {base.size}]"
+        return self.text(f"{base.name} {size}")
+
+
+def _source(fn) -> str:
+    try:
+        file = inspect.getsourcefile(fn)
+        _, line = inspect.getsourcelines(fn)
+        return f"{file}:{line}"
+    except (TypeError, OSError):
+        return getattr(fn, "__name__", type(fn).__name__)
+
+
+def _name_hooks(built, plan) -> dict:
+    """Name every SimPyFunc after the Node or Connection it came from."""
+    model, network = built.model, built.network
+    owners = {}
+    for i, node in enumerate(network.all_nodes):
+        owners.setdefault(id(node.output), []).append(("node", i, node))
+    for i, conn in enumerate(network.all_connections):
+        if conn.function is not None:
+            owners.setdefault(id(conn.function), []).append(("conn", i, conn))
+
+    names = Namespace()
+    hooks = {}
+    used = set()
+    for group in plan.groups:
+        if group.kind != "pyfunc":
+            continue
+        (op,) = group.ops
+        owner = None
+        for kind, i, obj in owners.get(id(op.fn), []):
+            if id(obj) in used:
+                continue
+            if kind == "node" and op.output is not model.sig[obj]["out"]:
+                continue
+            owner = (kind, i, obj)
+            break
+        if owner is None:
+            label, fallback = op.tag or "", "hook"
+        else:
+            kind, i, obj = owner
+            used.add(id(obj))
+            label = obj.label or ""
+            fallback = f"node{i}" if kind == "node" else f"conn{i}_function"
+        name = names.name(label or fallback, fallback)
+        hooks[op] = ir.Hook(
+            name=name,
+            label=label or name,
+            source=_source(op.fn),
+            index=-1,
+            size_in=0 if op.x is None else op.x.size,
+            size_out=0 if op.output is None else op.output.size,
+            takes_t=op.t is not None,
+            is_input=op.x is None and op.output is not None and op.t is not None,
+        )
+    return hooks
+
+
+def _lower_probes(built, analysis, plan, params):
+    names = Namespace()
+    probes = []
+    for (probe, sig), read in zip(built.probes, plan.probe_reads):
+        target = probe.target
+        target_label = getattr(target, "label", None) or type(target).__name__
+        if probe.label:
+            name = names.name(probe.label, "probe")
+        else:
+            name = names.name(f"probe_{target_label}_{probe.attr}", "probe")
+        if read is None:  # a constant signal
+            value = np.asarray(sig.initial_value, dtype=np.float64).reshape(-1)
+            read = ir.Const(param=params.add("probe_const", value))
+        period = None if probe.sample_every is None else probe.sample_every / built.dt
+        probes.append(
+            ir.Probe(
+                name=name,
+                label=probe.label or "",
+                target=f"{target_label}.{probe.attr}",
+                read=read,
+                shape=tuple(int(d) for d in sig.shape),
+                period=period,
+            )
+        )
+    return probes

@@ -1,0 +1,424 @@
+"""Op kinds: what each kind of merged group accesses, and how it is lowered.
+
+Each kind is registered under the name that `nengo_compile.analyse.merge_key`
+gives it. A kind answers two questions:
+
+``accesses(ops, ctx)``
+    Which state elements each role of the group touches, per operator, and in
+    which order the lowering wants them (asked by the planner).
+``lower(index, ops, acc, params, ctx)``
+    The `ir.Group` for the group, given the planner's resolved accesses.
+
+Only roles on *mutable* signals are accesses; constant operands (weights,
+biases) are gathered into parameter arrays by the lowering itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from . import ir
+
+KINDS: dict = {}
+
+
+def register(cls):
+    """Class decorator: register an op kind under ``cls.name``."""
+    KINDS[cls.name] = cls()
+    return cls
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """One role of a group: the state elements each operator touches.
+
+    ``per_op[i]`` is a tuple of ``(base_signal, flat_indices)`` segments for
+    the i-th operator. If ``order_free``, the lowering can take the elements in
+    any order (the planner sorts them by position and removes duplicates).
+    """
+
+    role: str
+    mode: str  # "read", "set", "inc" or "update"
+    per_op: tuple
+    order_free: bool = False
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The planner's answer for one role: the access, and where each
+    operator's elements sit in the accessed value."""
+
+    access: ir.Access
+    op_positions: tuple  # per op: np.ndarray of positions in the value
+
+
+@dataclass(frozen=True)
+class LowerContext:
+    dt: float
+    dtype: str
+    is_const: object  # callable: Signal -> bool
+    names: object = None  # callable: op -> short description
+    hooks: object = None  # SimPyFunc op -> ir.Hook
+
+
+class Params:
+    """Collects parameter arrays; names are a kind prefix plus a counter."""
+
+    def __init__(self, dtype: str):
+        self.dtype = np.dtype(dtype)
+        self.arrays: dict = {}
+
+    def add(self, prefix: str, array, integer: bool = False, dtype=None) -> str:
+        name = f"{prefix}{len(self.arrays)}"
+        dtype = dtype or (np.int32 if integer else self.dtype)
+        self.arrays[name] = np.ascontiguousarray(np.asarray(array, dtype=dtype))
+        return name
+
+    def const(self, prefix: str, values) -> ir.Const:
+        """A scalar if every value is equal, else a parameter array."""
+        values = np.asarray(values, dtype=np.float64)
+        flat = values.ravel()
+        if flat.size > 0 and np.all(flat == flat[0]) and np.isfinite(flat[0]):
+            return ir.Const(value=float(self.dtype.type(flat[0])))
+        return ir.Const(param=self.add(prefix, values))
+
+
+def elements(sig) -> np.ndarray:
+    """Flat (C-order) indices of a signal's elements within its base."""
+    base = sig.base
+    if base.initial_value.ndim > 0 and not base.initial_value.flags.c_contiguous:
+        raise UnsupportedError([f"signal {base.name!r} is not C-contiguous"])
+    if sig is base:
+        return np.arange(base.size)
+    mem = np.asarray(sig.elemoffset)
+    for n, stride in zip(sig.shape, sig.elemstrides):
+        mem = mem[..., None] + np.arange(n) * stride
+    # memory positions equal flat positions in a C-contiguous base
+    return mem.reshape(-1)
+
+
+def seg(sig, idx=None) -> tuple:
+    """One access segment: a signal (optionally some of its elements)."""
+    flat = elements(sig)
+    return ((sig.base, flat if idx is None else flat[idx]),)
+
+
+def index_array(sig, sl) -> np.ndarray:
+    """Positions (within the signal) selected by ``sig[sl]``."""
+    positions = np.arange(sig.size).reshape(sig.shape)
+    return positions[sl].reshape(-1) if sl is not None else positions.reshape(-1)
+
+
+def const_values(sig) -> np.ndarray:
+    return np.asarray(sig.initial_value, dtype=np.float64)
+
+
+def op_order_values(acc: Resolved, per_op_values, size: int) -> np.ndarray:
+    """Place per-operator values at their operators' positions in a value."""
+    out = np.zeros(size)
+    for pos, values in zip(acc.op_positions, per_op_values):
+        out[pos] = np.asarray(values, dtype=np.float64).reshape(-1)
+    return out
+
+
+class OpKind:
+    """Base class of op kinds."""
+
+    name = ""
+    template = ""
+    #: planning priority: kinds with a lower rank lay out their signals first
+    rank = 5
+
+    def accesses(self, ops, ctx) -> list:
+        raise NotImplementedError
+
+    def lower(self, index, ops, acc, params, ctx) -> ir.Group:
+        raise NotImplementedError
+
+    def title(self, ops) -> str:
+        return f"{self.name} x{len(ops)}"
+
+
+@register
+class TimeKind(OpKind):
+    """TimeUpdate: ``step += 1; time = step * dt``."""
+
+    name = "time"
+    template = "time.py.j2"
+    rank = 0
+
+    def accesses(self, ops, ctx):
+        return []
+
+    def lower(self, index, ops, acc, params, ctx):
+        return ir.Group(index, self.name, self.template, "TimeUpdate", ("time",))
+
+
+@register
+class ResetKind(OpKind):
+    """Reset: ``dst[...] = value``, a constant."""
+
+    name = "reset"
+    template = "reset.py.j2"
+    rank = 9
+
+    def accesses(self, ops, ctx):
+        return [AccessRequest("dst", "set", tuple(seg(op.dst) for op in ops), True)]
+
+    def lower(self, index, ops, acc, params, ctx):
+        dst = acc["dst"]
+        values = op_order_values(
+            dst, [np.broadcast_to(op.value, op.dst.shape) for op in ops], dst.access.size
+        )
+        return ir.Group(
+            index,
+            self.name,
+            self.template,
+            self.title(ops),
+            tuple(ctx.names(op) for op in ops),
+            writes={"dst": dst.access},
+            consts={"value": params.const("reset", values)},
+        )
+
+
+@register
+class CopyKind(OpKind):
+    """Copy: ``dst[dst_slice] = src[src_slice]`` (or ``+=``)."""
+
+    name = "copy"
+    template = "copy.py.j2"
+    rank = 3
+
+    def _indices(self, op):
+        dst = index_array(op.dst, op.dst_slice)
+        src = index_array(op.src, op.src_slice)
+        return np.broadcast_to(src, dst.shape), dst
+
+    def accesses(self, ops, ctx):
+        mode = "inc" if ops[0].inc else "set"
+        pairs = [self._indices(op) for op in ops]
+        requests = [
+            AccessRequest("dst", mode, tuple(seg(op.dst, d) for op, (_, d) in zip(ops, pairs)))
+        ]
+        if not ctx.is_const(ops[0].src):
+            requests.append(
+                AccessRequest("src", "read", tuple(seg(op.src, s) for op, (s, _) in zip(ops, pairs)))
+            )
+        return requests
+
+    def lower(self, index, ops, acc, params, ctx):
+        dst = acc["dst"]
+        group = dict(
+            index=index,
+            kind=self.name,
+            template=self.template,
+            title=self.title(ops),
+            sources=tuple(ctx.names(op) for op in ops),
+            writes={"dst": dst.access},
+        )
+        if "src" in acc:
+            return ir.Group(**group, reads={"src": acc["src"].access})
+        values = op_order_values(
+            dst,
+            [const_values(op.src).reshape(-1)[self._indices(op)[0]] for op in ops],
+            dst.access.size,
+        )
+        return ir.Group(**group, consts={"src": params.const("copy", values)})
+
+
+@register
+class ElementwiseIncKind(OpKind):
+    """ElementwiseInc: ``Y += A * X`` with numpy broadcasting."""
+
+    name = "elementwise_inc"
+    template = "elementwise_inc.py.j2"
+    rank = 3
+
+    @staticmethod
+    def _bcast(sig, shape):
+        positions = np.arange(sig.size).reshape(sig.shape)
+        return np.broadcast_to(positions, shape).reshape(-1)
+
+    def accesses(self, ops, ctx):
+        requests = [AccessRequest("Y", "inc", tuple(seg(op.Y) for op in ops))]
+        for role in ("X", "A"):
+            if not ctx.is_const(getattr(ops[0], role)):
+                requests.append(
+                    AccessRequest(
+                        role,
+                        "read",
+                        tuple(
+                            seg(getattr(op, role), self._bcast(getattr(op, role), op.Y.shape))
+                            for op in ops
+                        ),
+                    )
+                )
+        return requests
+
+    def lower(self, index, ops, acc, params, ctx):
+        y = acc["Y"]
+        reads, consts = {}, {}
+        for role in ("A", "X"):
+            if role in acc:
+                reads[role] = acc[role].access
+            else:
+                values = [
+                    const_values(getattr(op, role)).reshape(-1)[
+                        self._bcast(getattr(op, role), op.Y.shape)
+                    ]
+                    for op in ops
+                ]
+                consts[role] = params.const("ew", op_order_values(y, values, y.access.size))
+        return ir.Group(
+            index,
+            self.name,
+            self.template,
+            self.title(ops),
+            tuple(ctx.names(op) for op in ops),
+            reads=reads,
+            writes={"Y": y.access},
+            consts=consts,
+        )
+
+
+def _matrix(op):
+    """The operator's A as a dense or scipy-sparse 2-D matrix [Y.size, X.size]."""
+    A = op.A.initial_value
+    if hasattr(op, "indptr"):  # BsrDotInc
+        from scipy.sparse import bsr_matrix
+
+        return bsr_matrix((A, op.indices, op.indptr)).tocoo()
+    if hasattr(A, "tocoo"):
+        return A.tocoo()
+    A = np.asarray(A, dtype=np.float64)
+    if A.ndim == 0:
+        return A * np.eye(op.X.size)
+    if A.ndim == 1:
+        return A.reshape(1, -1)
+    return A
+
+
+#: a merged matrix with fewer nonzeros than this fraction is applied as sparse
+SPARSE_DENSITY = 0.1
+#: ... but only when it is at least this large
+SPARSE_MIN_SIZE = 64 * 1024
+
+
+@register
+class MatMulKind(OpKind):
+    """DotInc, SparseDotInc, BsrDotInc with a constant matrix: ``Y += A @ X``.
+
+    A whole group becomes one matrix product: each operator's matrix is placed
+    at the rows of its ``Y`` and the columns of its ``X`` in one merged matrix
+    (summing where operators share outputs), applied densely or as a sparse
+    matrix depending on its density.
+    """
+
+    name = "matmul"
+    template = "matmul.py.j2"
+    rank = 8
+
+    def accesses(self, ops, ctx):
+        requests = [AccessRequest("Y", "inc", tuple(seg(op.Y) for op in ops), True)]
+        if not ctx.is_const(ops[0].X):
+            requests.append(AccessRequest("X", "read", tuple(seg(op.X) for op in ops), True))
+        return requests
+
+    def lower(self, index, ops, acc, params, ctx):
+        y = acc["Y"]
+        group = dict(
+            index=index,
+            kind=self.name,
+            title=self.title(ops),
+            sources=tuple(ctx.names(op) for op in ops),
+            writes={"Y": y.access},
+        )
+        if "X" not in acc:  # constant input: the increment is a constant
+            values = []
+            for op in ops:
+                x = const_values(op.X).reshape(-1)
+                values.append(np.asarray(_matrix(op) @ x).reshape(-1))
+            inc = params.const("inc", op_order_values(y, values, y.access.size))
+            return ir.Group(**group, template="const_inc.py.j2", consts={"inc": inc})
+
+        x = acc["X"]
+        rows, cols, vals = [], [], []
+        for op, ypos, xpos in zip(ops, y.op_positions, x.op_positions):
+            m = _matrix(op)
+            if hasattr(m, "row"):
+                r, c, v = m.row, m.col, m.data
+            else:
+                r, c = np.nonzero(np.ones_like(m, dtype=bool))
+                v = m[r, c]
+            rows.append(ypos[r])
+            cols.append(xpos[c])
+            vals.append(v)
+        rows, cols, vals = (np.concatenate(a) for a in (rows, cols, vals))
+        shape = (x.access.size, y.access.size)  # we store the transpose: x @ M^T
+        nnz = len(vals)
+        total = shape[0] * shape[1]
+        if total >= SPARSE_MIN_SIZE and nnz < SPARSE_DENSITY * total:
+            # sum duplicates, then sort row-major (required by tf.sparse)
+            flat = cols.astype(np.int64) * shape[1] + rows
+            uniq, inverse = np.unique(flat, return_inverse=True)
+            summed = np.zeros(len(uniq))
+            np.add.at(summed, inverse, vals)
+            indices = np.stack([uniq // shape[1], uniq % shape[1]], axis=1)
+            values = dict(
+                sparse=True,
+                indices=params.add("sp_index", indices, dtype=np.int64),
+                shape=shape,
+                nnz=int(len(uniq)),
+            )
+            consts = {"matrix": ir.Const(param=params.add("sp_value", summed))}
+        else:
+            dense = np.zeros(shape)
+            np.add.at(dense, (cols, rows), vals)
+            values = dict(sparse=False, shape=shape, nnz=int(nnz))
+            consts = {"matrix": ir.Const(param=params.add("weights", dense))}
+        return ir.Group(
+            **group,
+            template=self.template,
+            reads={"X": x.access},
+            consts=consts,
+            values=values,
+        )
+
+
+@register
+class PyFuncKind(OpKind):
+    """SimPyFunc: a Python callable, kept as a named hook."""
+
+    name = "pyfunc"
+    template = "pyfunc.py.j2"
+    rank = 4
+
+    def accesses(self, ops, ctx):
+        (op,) = ops
+        requests = []
+        if op.output is not None:
+            requests.append(AccessRequest("output", "set", (seg(op.output),)))
+        if op.x is not None and not ctx.is_const(op.x):
+            requests.append(AccessRequest("x", "read", (seg(op.x),)))
+        return requests
+
+    def lower(self, index, ops, acc, params, ctx):
+        (op,) = ops
+        hook = ctx.hooks[op]
+        consts = {}
+        if op.x is not None and "x" not in acc:
+            consts["x"] = ir.Const(param=params.add("hook_x", const_values(op.x).reshape(-1)))
+        return ir.Group(
+            index,
+            self.name,
+            self.template,
+            f"hook {hook.name!r}",
+            (ctx.names(op),),
+            reads={k: v.access for k, v in acc.items() if v.access.mode == "read"},
+            writes={k: v.access for k, v in acc.items() if v.access.mode != "read"},
+            consts=consts,
+            values={"hook": hook},
+        )

@@ -1,0 +1,162 @@
+"""Synapses: Nengo's LinearFilter family (Lowpass, Alpha, general and
+discrete filters) and the Triangle FIR filter, as SimProcess operators.
+
+Nengo picks one of four step implementations from the filter's discrete
+state-space matrices ``(A, B, C, D)``; we pick the same one, so the arithmetic
+is the same:
+
+* ``NoX``:   ``y = D u``                         (no state)
+* ``OneX``:  ``x = a x + b u; y = x``             (one state, no passthrough)
+* ``NoD``:   ``x = A x + B u; y = C x``           (no passthrough)
+* ``General``: ``y = C x + D u; x = A x + B u``
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from nengo.synapses import LinearFilter
+
+from . import ir
+from .kinds import AccessRequest, OpKind, op_order_values, register, seg
+
+
+def _step_class(op, dt):
+    A, B, C, D = op.process._get_ss(dt)
+    X = op.state["X"].initial_value
+    for cls in (LinearFilter.NoX, LinearFilter.OneX, LinearFilter.NoD, LinearFilter.General):
+        if cls.check(A, B, C, D, X):
+            return cls.__name__, (A, B, C, D)
+    raise NotImplementedError(f"linear filter {op.process} has an unexpected form")
+
+
+def filter_key(op, dt) -> tuple:
+    """The part of a SimProcess merge key that a LinearFilter decides."""
+    if op.input is None:
+        raise NotImplementedError(f"linear filter without input ({op.tag})")
+    name, (A, _, _, _) = _step_class(op, dt)
+    return (name, len(A))
+
+
+def _state_order(op):
+    """X is (k, n) in Nengo; we lay it out as (n, k) so a group is [N, k]."""
+    k = op.state["X"].shape[0]
+    n = op.output.size
+    return np.arange(k * n).reshape(k, n).T.reshape(-1)
+
+
+@register
+class LinearFilterKind(OpKind):
+    name = "linear_filter"
+    template = "linear_filter.py.j2"
+    rank = 2
+
+    def accesses(self, ops, ctx):
+        mode = {"update": "update", "set": "set", "inc": "inc"}[ops[0].mode]
+        requests = [
+            AccessRequest("input", "read", tuple(seg(op.input) for op in ops)),
+            AccessRequest("output", mode, tuple(seg(op.output) for op in ops)),
+        ]
+        step, _ = _step_class(ops[0], ctx.dt)
+        if step != "NoX":
+            segments = tuple(seg(op.state["X"], _state_order(op)) for op in ops)
+            requests.append(AccessRequest("X", "read", segments))
+            requests.append(AccessRequest("X_new", "set", segments))
+        return requests
+
+    def lower(self, index, ops, acc, params, ctx):
+        step, _ = _step_class(ops[0], ctx.dt)
+        out = acc["output"]
+        size = out.access.size
+        mats = [_step_class(op, ctx.dt)[1] for op in ops]
+        k = len(mats[0][0])
+
+        def per_element(fn, width=None):
+            values = [np.tile(np.asarray(fn(m), dtype=np.float64), (op.output.size, 1))
+                      for op, m in zip(ops, mats)]
+            if width is None:
+                return params.const(step.lower(), op_order_values(
+                    out, [v.reshape(-1) for v in values], size))
+            return _per_element_matrix(params, step.lower(), out, values, width, size)
+
+        consts = {}
+        if step == "NoX":
+            consts["d"] = per_element(lambda m: [m[3].item()])
+        elif step == "OneX":
+            consts["a"] = per_element(lambda m: [m[0].item()])
+            consts["b"] = per_element(lambda m: [m[2].item() * m[1].item()])
+        else:
+            consts["A"] = per_element(lambda m: np.asarray(m[0]).reshape(-1), (k, k))
+            consts["B"] = per_element(lambda m: np.asarray(m[1]).reshape(-1), (k,))
+            consts["C"] = per_element(lambda m: np.asarray(m[2]).reshape(-1), (k,))
+            if step == "General":
+                consts["D"] = per_element(lambda m: [m[3].item()])
+        reads = {"input": acc["input"].access}
+        writes = {"output": out.access}
+        if step != "NoX":
+            reads["X"] = acc["X"].access
+            writes["X"] = acc["X_new"].access
+        return ir.Group(
+            index,
+            self.name,
+            self.template,
+            f"LinearFilter[{step}, order {k}] x{len(ops)} ({size} values)",
+            tuple(ctx.names(op) for op in ops),
+            reads=reads,
+            writes=writes,
+            consts=consts,
+            values={"step": step, "order": k, "size": size, "flat_size": size * k},
+        )
+
+
+def _per_element_matrix(params, prefix, out, values, width, size):
+    """A matrix shared by all elements ([*width]) or one per element ([size, *width])."""
+    first = values[0][0]
+    if all(np.array_equal(v, np.broadcast_to(first, v.shape)) for v in values):
+        return ir.Const(param=params.add(prefix, first.reshape(width)))
+    full = np.zeros((size, int(np.prod(width))))
+    for pos, v in zip(out.op_positions, values):
+        full[pos] = v
+    return ir.Const(param=params.add(prefix, full.reshape((size,) + tuple(width))))
+
+
+@register
+class TriangleKind(OpKind):
+    """Triangle FIR filter (one operator per group)."""
+
+    name = "triangle"
+    template = "triangle.py.j2"
+    rank = 2
+
+    def accesses(self, ops, ctx):
+        (op,) = ops
+        mode = {"update": "update", "set": "set", "inc": "inc"}[op.mode]
+        n_taps = op.state["X"].shape[0]
+        n = op.output.size
+        x_order = np.arange(n_taps * n).reshape(n_taps, n).T.reshape(-1)
+        requests = [
+            AccessRequest("input", "read", (seg(op.input),)),
+            AccessRequest("output", mode, (seg(op.output),)),
+        ]
+        for name, order in (("Y", None), ("X", x_order), ("Xi", None)):
+            segments = (seg(op.state[name], order),)
+            requests.append(AccessRequest(name, "read", segments))
+            requests.append(AccessRequest(f"{name}_new", "set", segments))
+        return requests
+
+    def lower(self, index, ops, acc, params, ctx):
+        (op,) = ops
+        n_taps, n0, ndiff = op.process._get_coefficients(ctx.dt)
+        return ir.Group(
+            index,
+            self.name,
+            self.template,
+            f"Triangle ({n_taps} taps, {op.output.size} values)",
+            (ctx.names(op),),
+            reads={name: acc[name].access for name in ("input", "Y", "X", "Xi")},
+            writes={
+                "output": acc["output"].access,
+                **{name: acc[f"{name}_new"].access for name in ("Y", "X", "Xi")},
+            },
+            consts={"n0": ir.Const(value=float(n0)), "ndiff": ir.Const(value=float(ndiff))},
+            values={"n_taps": n_taps, "size": op.output.size, "flat_size": n_taps * op.output.size},
+        )

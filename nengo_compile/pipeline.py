@@ -1,0 +1,125 @@
+"""The compiler: seven stages, in order, and nothing else."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import nengo
+import numpy as np
+
+from . import __version__
+from .analyse import analyse
+from .build import build
+from .errors import CompileError
+from .load import load
+from .lower import ir, lower
+from .lower.kinds import LowerContext
+from .plan import PlanStats, plan
+from .render import render
+from .write import output_paths, write
+
+logger = logging.getLogger("nengo_compile")
+
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled model: the module's source, its parameters and the plan."""
+
+    program: ir.Program
+    source: str
+    params: dict
+    stats: PlanStats
+    timings: dict = field(default_factory=dict)  # stage -> seconds
+
+
+def compile_network(
+    network: nengo.Network,
+    *,
+    dt: float = 0.001,
+    seed: int | None = None,
+    dtype: str = "float32",
+    module_name: str = "model_tf",
+    source_name: str = "<network>",
+    network_name: str = "",
+) -> Compiled:
+    """Compile a network into the source and parameters of a TF module."""
+    if dtype not in DTYPES:
+        raise CompileError(f"dtype must be one of {', '.join(DTYPES)} (got {dtype!r})")
+    timings = {}
+    with _stage("build", timings):
+        built = build(network, dt=dt, seed=seed)
+    with _stage("analyse", timings):
+        analysis = analyse(built.operators, built.dt)
+    with _stage("plan", timings):
+        ctx = LowerContext(dt=built.dt, dtype=dtype, is_const=analysis.is_const)
+        planned = plan(
+            analysis,
+            ctx,
+            probe_signals=[sig for _, sig in built.probes],
+            special_bases=(built.model.step, built.model.time),
+        )
+    with _stage("lower", timings):
+        header = _header(source_name, network_name or network.label or "", planned.stats)
+        program = lower(built, analysis, planned, dtype, header)
+    with _stage("render", timings):
+        source = render(program, module_name, f"{module_name}.npz")
+    return Compiled(program, source, dict(program.params), planned.stats, timings)
+
+
+def compile_file(
+    model_file: str | Path,
+    output: str | Path,
+    *,
+    network: str | None = None,
+    dt: float = 0.001,
+    seed: int | None = None,
+    dtype: str = "float32",
+) -> Compiled:
+    """load -> build -> analyse -> plan -> lower -> render -> write."""
+    module_path, params_path = output_paths(output)
+    timings = {}
+    with _stage("load", timings):
+        loaded = load(model_file, network)
+    compiled = compile_network(
+        loaded.network,
+        dt=dt,
+        seed=seed,
+        dtype=dtype,
+        module_name=module_path.stem,
+        source_name=Path(model_file).name,
+        network_name=loaded.name,
+    )
+    timings.update(compiled.timings)
+    with _stage("write", timings):
+        write(module_path, params_path, compiled.source, compiled.params)
+    return Compiled(compiled.program, compiled.source, compiled.params, compiled.stats, timings)
+
+
+@contextmanager
+def _stage(name: str, timings: dict):
+    start = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - start
+    logger.info("%-8s %8.3f s", name, timings[name])
+
+
+def _header(source_name: str, network_name: str, stats: PlanStats) -> dict:
+    versions = ", ".join(
+        [f"nengo {nengo.__version__}", f"numpy {np.__version__}", f"jinja2 {version('jinja2')}"]
+        + [f"networkx {version('networkx')}", f"python {platform.python_version()}"]
+    )
+    return {
+        "version": __version__,
+        "source": source_name,
+        "network": network_name,
+        "versions": versions,
+        "stats": stats.lines(),
+    }

@@ -1,0 +1,304 @@
+"""Stage 4, plan: lay out mutable signals in contiguous state blocks.
+
+The unit of layout is the *element* (one scalar of a base signal), so one
+Nengo signal may be split across blocks and a block may interleave signals.
+Groups are visited by their kind's rank (neurons first, then synapses, then
+copies, ...); each group's roles, in the kind's order, claim the elements not
+yet placed as a new block, in the order the group reads or writes them. Before
+that, a group's operators are reordered to follow the elements that earlier
+groups already placed. Order-free roles (matrix products, resets) take their
+elements in whatever order they lie.
+
+Every access is then resolved into pieces (whole block, slice, gather), and
+the counts are kept in `PlanStats`, which tests assert on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..analyse import Analysis
+from ..errors import UnsupportedError
+from ..lower import ir
+from ..lower.kinds import KINDS, Resolved, elements
+
+#: a read split into more pieces than this becomes one gather
+MAX_PIECES = 4
+
+
+@dataclass(frozen=True)
+class PlanStats:
+    """Plan quality: how many operators merged, how reads and writes are served."""
+
+    ops_before: int
+    groups_after: int
+    blocks: int
+    state_size: int
+    reads: dict = field(default_factory=dict)  # kind -> count (whole/slice/gather)
+    writes: dict = field(default_factory=dict)
+
+    def lines(self) -> list:
+        def fmt(c):
+            return ", ".join(f"{c.get(k, 0)} {k}" for k in (ir.WHOLE, ir.SLICE, ir.GATHER))
+
+        return [
+            f"operators: {self.ops_before} -> {self.groups_after} merged groups",
+            f"state: {self.blocks} blocks, {self.state_size} values per batch element",
+            f"reads: {fmt(self.reads)}",
+            f"writes: {fmt(self.writes)}",
+        ]
+
+
+@dataclass(frozen=True)
+class PlannedGroup:
+    kind: str
+    ops: tuple  # final operator order
+    accesses: dict  # role -> Resolved
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    name: str
+    segments: tuple  # (base, flat indices) in block order
+    size: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    groups: tuple  # PlannedGroup, in execution order
+    blocks: tuple  # BlockLayout
+    index_params: dict  # name -> int array
+    probe_reads: tuple  # per probe signal: ir.Access, or None if constant
+    stats: PlanStats
+
+
+class Placement:
+    """Where each element of each mutable base signal lives."""
+
+    def __init__(self):
+        self.block = {}  # base -> int array (-1: not placed)
+        self.pos = {}
+        self.layouts = []  # per block: list of (base, indices)
+        self.sizes = []
+        self.counts = {"read": Counter(), "write": Counter()}
+
+    def _ensure(self, base):
+        if base not in self.block:
+            self.block[base] = np.full(base.size, -1)
+            self.pos[base] = np.full(base.size, -1)
+
+    def locate(self, segments):
+        blocks, positions = [], []
+        for base, idx in segments:
+            self._ensure(base)
+            blocks.append(self.block[base][idx])
+            positions.append(self.pos[base][idx])
+        if not blocks:
+            return np.zeros(0, int), np.zeros(0, int)
+        return np.concatenate(blocks), np.concatenate(positions)
+
+    def place(self, segments):
+        """Put the unplaced elements of ``segments`` into a new block, in order."""
+        layout, size = [], 0
+        b = len(self.sizes)
+        for base, idx in segments:
+            self._ensure(base)
+            new = idx[self.block[base][idx] < 0]
+            if len(new) == 0:
+                continue
+            new = new[np.sort(np.unique(new, return_index=True)[1])]  # first occurrences
+            self.block[base][new] = b
+            self.pos[base][new] = np.arange(size, size + len(new))
+            layout.append((base, new))
+            size += len(new)
+        if size:
+            self.layouts.append(layout)
+            self.sizes.append(size)
+
+    def name(self, b: int) -> str:
+        return f"s{b}"
+
+    def resolve(self, segments, mode, index_params):
+        """Turn a list of elements into pieces of blocks (see `ir.Piece`)."""
+        blocks, pos = self.locate(segments)
+        assert (blocks >= 0).all(), "access to an element that was never placed"
+        n = len(blocks)
+        if mode == "read":
+            pieces = self._read_pieces(blocks, pos, index_params)
+            self.counts["read"].update(p.kind for p in pieces)
+        else:
+            pieces = self._write_pieces(blocks, pos, index_params)
+            self.counts["write"].update(p.kind for p in pieces)
+        return ir.Access(mode, tuple(pieces), n)
+
+    def _index(self, index_params, array):
+        name = f"index{len(index_params)}"
+        index_params[name] = np.asarray(array, dtype=np.int32)
+        return name
+
+    def _kind(self, b, pos):
+        if len(pos) == self.sizes[b] and np.array_equal(pos, np.arange(self.sizes[b])):
+            return ir.WHOLE
+        if len(pos) and np.array_equal(pos, np.arange(pos[0], pos[0] + len(pos))):
+            return ir.SLICE
+        return ir.GATHER
+
+    def _read_pieces(self, blocks, pos, index_params):
+        cuts = np.flatnonzero(np.diff(blocks)) + 1
+        runs = np.split(np.arange(len(blocks)), cuts)
+        if len(runs) > MAX_PIECES:
+            order = list(dict.fromkeys(blocks.tolist()))
+            offsets = np.cumsum([0] + [self.sizes[b] for b in order])
+            start = dict(zip(order, offsets))
+            flat = np.array([start[b] for b in blocks]) + pos
+            names = tuple(self.name(b) for b in order)
+            return [ir.Piece(names, ir.GATHER, index=self._index(index_params, flat))]
+        pieces = []
+        for run in runs:
+            b, p = int(blocks[run[0]]), pos[run]
+            kind = self._kind(b, p)
+            if kind == ir.GATHER:
+                pieces.append(ir.Piece((self.name(b),), kind, index=self._index(index_params, p)))
+            else:
+                pieces.append(ir.Piece((self.name(b),), kind, int(p[0]), int(p[-1]) + 1))
+        return pieces
+
+    def _write_pieces(self, blocks, pos, index_params):
+        pieces = []
+        for b in dict.fromkeys(blocks.tolist()):
+            where = np.flatnonzero(blocks == b)
+            p = pos[where]
+            value = {}
+            if np.array_equal(where, np.arange(where[0], where[0] + len(where))):
+                value["value_range"] = (int(where[0]), int(where[-1]) + 1)
+            else:
+                value["value_index"] = self._index(index_params, where)
+            kind = self._kind(b, p)
+            if kind == ir.GATHER:
+                pieces.append(
+                    ir.Piece((self.name(b),), kind, index=self._index(index_params, p), **value)
+                )
+            else:
+                pieces.append(ir.Piece((self.name(b),), kind, int(p[0]), int(p[-1]) + 1, **value))
+        return pieces
+
+
+def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
+    """Lay out the state and resolve every group's and probe's accesses.
+
+    ``special_bases`` (Nengo's ``step`` and ``time``) are never placed: the
+    generated step computes them directly.
+    """
+    placement = Placement()
+    special = set(special_bases)
+    groups = [list(g.ops) for g in analysis.groups]
+    kinds = [KINDS[g.kind] for g in analysis.groups]
+
+    visit = sorted(range(len(groups)), key=lambda i: (kinds[i].rank, -len(groups[i]), i))
+    for i in visit:
+        kind, ops = kinds[i], groups[i]
+        requests = kind.accesses(ops, ctx)
+        _check_special(requests, special)
+        ordered = [r for r in requests if not r.order_free]
+        for request in ordered:  # follow the layout earlier groups made
+            keys = []
+            for segments in request.per_op:
+                blocks, pos = placement.locate(segments)
+                placed = blocks >= 0
+                keys.append((blocks[placed][0], pos[placed][0]) if placed.any() else None)
+            if any(k is not None for k in keys):
+                last = (len(placement.sizes), 0)
+                perm = sorted(range(len(ops)), key=lambda j: keys[j] or last)
+                ops = [ops[j] for j in perm]
+                groups[i] = ops
+                requests = kind.accesses(ops, ctx)
+                break
+        for request in requests:
+            placement.place([s for segments in request.per_op for s in segments])
+
+    probe_segments = [
+        None if analysis.is_const(sig) else ((sig.base, elements(sig)),) for sig in probe_signals
+    ]
+    for segments in probe_segments:  # probed elements that no operator touches
+        if segments is not None:
+            placement.place(segments)
+
+    index_params = {}
+    planned = []
+    for i, (group, ops) in enumerate(zip(analysis.groups, groups)):
+        accesses = {}
+        for request in KINDS[group.kind].accesses(ops, ctx):
+            accesses[request.role] = _resolve(placement, request, index_params)
+        planned.append(PlannedGroup(group.kind, tuple(ops), accesses))
+
+    probe_reads = tuple(
+        None if segments is None else placement.resolve(segments, "read", index_params)
+        for segments in probe_segments
+    )
+    layouts = tuple(
+        BlockLayout(placement.name(b), tuple(layout), placement.sizes[b])
+        for b, layout in enumerate(placement.layouts)
+    )
+    stats = PlanStats(
+        ops_before=analysis.n_ops,
+        groups_after=len(planned),
+        blocks=len(layouts),
+        state_size=int(sum(placement.sizes)),
+        reads=dict(placement.counts["read"]),
+        writes=dict(placement.counts["write"]),
+    )
+    return Plan(tuple(planned), layouts, index_params, probe_reads, stats)
+
+
+def _check_special(requests, special):
+    for request in requests:
+        for segments in request.per_op:
+            for base, _ in segments:
+                if base in special:
+                    raise UnsupportedError([f"operator accesses {base.name!r} as data"])
+
+
+def _resolve(placement, request, index_params) -> Resolved:
+    segments = [s for segments in request.per_op for s in segments]
+    if not request.order_free:
+        access = placement.resolve(segments, request.mode, index_params)
+        positions, start = [], 0
+        for segs in request.per_op:
+            n = sum(len(idx) for _, idx in segs)
+            positions.append(np.arange(start, start + n))
+            start += n
+        return Resolved(access, tuple(positions))
+
+    # order-free: unique elements sorted by where they lie
+    blocks, pos = placement.locate(segments)
+    order = np.lexsort((pos, blocks))
+    key = blocks[order] * (max(placement.sizes) + 1) + pos[order]
+    unique_keys, first = np.unique(key, return_index=True)
+    unique_order = order[first]
+    flat_base = []
+    for base, idx in segments:
+        flat_base.extend((base, int(e)) for e in idx)
+    chosen = [flat_base[j] for j in unique_order]
+    access = placement.resolve(_as_segments(chosen), request.mode, index_params)
+    lookup = {k: n for n, k in enumerate(unique_keys.tolist())}
+    all_keys = blocks * (max(placement.sizes) + 1) + pos
+    positions, start = [], 0
+    for segs in request.per_op:
+        n = sum(len(idx) for _, idx in segs)
+        positions.append(np.array([lookup[k] for k in all_keys[start : start + n].tolist()]))
+        start += n
+    return Resolved(access, tuple(positions))
+
+
+def _as_segments(pairs):
+    """[(base, element)] -> [(base, indices)] runs, preserving order."""
+    segments = []
+    for base, e in pairs:
+        if segments and segments[-1][0] is base:
+            segments[-1][1].append(e)
+        else:
+            segments.append((base, [e]))
+    return [(base, np.asarray(idx)) for base, idx in segments]

@@ -1,0 +1,120 @@
+"""Stage 6, render: the lowered IR becomes Python source through Jinja.
+
+One `Environment`, configured here, with `StrictUndefined`. Templates only
+place values the IR already holds; the filters below are the only way text
+from the user (labels, file names) reaches the generated code:
+
+``pystr``
+    a Python string literal (``ascii()``), safe for any label;
+``comment``
+    text for a ``#`` comment: one line, ASCII, no control characters.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from ..lower import ir
+
+TEMPLATES_PACKAGE = Path(__file__).resolve().parent.parent / "templates"  # installed wheel
+TEMPLATES_SOURCE = Path(__file__).resolve().parent.parent.parent / "templates"  # checkout
+
+
+def templates_dir() -> Path:
+    for path in (TEMPLATES_PACKAGE, TEMPLATES_SOURCE):
+        if (path / "module.py.j2").is_file():
+            return path
+    raise FileNotFoundError(
+        "nengo-compile's templates are missing; looked in "
+        f"{TEMPLATES_PACKAGE} and {TEMPLATES_SOURCE}"
+    )
+
+
+def pystr(text) -> str:
+    """A Python string literal for any text: ASCII only, fully escaped.
+
+    Double-quoted unless the text holds double quotes and no single ones
+    (the quote choice ``ruff format`` makes).
+    """
+    escapes = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    out = []
+    for ch in str(text):
+        code = ord(ch)
+        if ch in escapes:
+            out.append(escapes[ch])
+        elif 32 <= code < 127:
+            out.append(ch)
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    body = "".join(out)
+    quote = "'" if '"' in body and "'" not in body else '"'
+    return quote + body.replace(quote, "\\" + quote) + quote
+
+
+def comment(text, limit: int = 100) -> str:
+    """Text that is safe inside a ``#`` comment: one ASCII line."""
+    text = ascii(str(text))[1:-1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def doc(text, limit: int = 100) -> str:
+    """Text that is safe inside a triple-quoted docstring."""
+    return comment(text, limit).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def pyfloat(value) -> str:
+    """A float literal that reads back exactly (``float('inf')`` for infinities)."""
+    value = float(value)
+    if math.isnan(value):
+        return 'float("nan")'
+    if math.isinf(value):
+        return 'float("inf")' if value > 0 else '-float("inf")'
+    return repr(value)
+
+
+def const(c: ir.Const) -> str:
+    """An inline scalar, or the parameter holding the values."""
+    return pyfloat(c.value) if c.is_scalar else f'p["{c.param}"]'
+
+
+@lru_cache(maxsize=None)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters.update(pystr=pystr, comment=comment, doc=doc, pyfloat=pyfloat, const=const)
+    return env
+
+
+def _tidy(body: str) -> str:
+    """A group's body without blank lines or trailing spaces."""
+    return "\n".join(line.rstrip() for line in body.splitlines() if line.strip())
+
+
+def render(program: ir.Program, module_name: str, params_file: str) -> str:
+    """The generated module's source."""
+    env = environment()
+    bodies = [
+        _tidy(env.get_template(f"ops/{group.template}").render(g=group, program=program))
+        for group in program.groups
+    ]
+    return env.get_template("module.py.j2").render(
+        program=program,
+        bodies=bodies,
+        module_name=module_name,
+        params_file=params_file,
+        block_names=[b.name for b in program.blocks],
+    )
