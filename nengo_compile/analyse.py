@@ -68,9 +68,7 @@ class KeyContext:
 def analyse(operators, dt: float) -> Analysis:
     """Build the dependency graph and schedule operators into merged groups."""
     operators = list(operators)
-    written = frozenset(
-        sig.base for op in operators for sig in op.sets + op.incs + op.updates
-    )
+    written = frozenset(sig.base for op in operators for sig in op.sets + op.incs + op.updates)
     ctx = KeyContext(written, dt)
     keys = {}
     unsupported = []
@@ -131,6 +129,7 @@ def schedule(graph: nx.DiGraph, keys: dict, order: dict) -> tuple:
             make_ready(op)
 
     while ready:
+
         def priority(key):
             ops = ready[key]
             complete = len(ops) == remaining[key]
@@ -237,6 +236,5 @@ for _rule in (SimPES, SimBCM, SimOja, SimVoja, SimRLS):
     @merge_key.register(_rule)
     def _(op, ctx):
         raise NotImplementedError(
-            f"learning rule {type(op).__name__} ({_tag(op)}); "
-            "learning rules are not supported yet"
+            f"learning rule {type(op).__name__} ({_tag(op)}); learning rules are not supported yet"
         )

@@ -27,6 +27,4 @@ class UnsupportedError(CompileError):
     def __init__(self, items: list[str]):
         self.items = list(items)
         lines = "\n".join(f"  - {item}" for item in self.items)
-        super().__init__(
-            f"the model uses {len(self.items)} unsupported feature(s):\n{lines}"
-        )
+        super().__init__(f"the model uses {len(self.items)} unsupported feature(s):\n{lines}")

@@ -50,8 +50,7 @@ def load(path: str | Path, network_name: str | None = None) -> Loaded:
     if network_name is not None:
         if network_name not in namespace:
             raise LoadError(
-                f"{path}: no global named {network_name!r}; "
-                f"networks found: {_names(networks)}"
+                f"{path}: no global named {network_name!r}; networks found: {_names(networks)}"
             )
         if not isinstance(namespace[network_name], nengo.Network):
             raise LoadError(
@@ -66,10 +65,9 @@ def load(path: str | Path, network_name: str | None = None) -> Loaded:
         raise LoadError(f"{path}: no nengo.Network found among the file's globals")
     if len(networks) > 1:
         raise LoadError(
-            f"{path}: several networks found ({_names(networks)}); "
-            "pick one with --network NAME"
+            f"{path}: several networks found ({_names(networks)}); pick one with --network NAME"
         )
-    (name, network), = networks.items()
+    ((name, network),) = networks.items()
     return Loaded(network, name, path)
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import inspect
 import re
 from dataclasses import replace
+from pathlib import Path
 
+import nengo
 import numpy as np
 
 from ..names import Namespace
@@ -42,8 +44,10 @@ def lower(built, analysis, plan, dtype: str, header: dict) -> ir.Program:
     blocks = []
     for layout in plan.blocks:
         initial = np.concatenate(
-            [np.asarray(base.initial_value, dtype=np.float64).reshape(-1)[idx]
-             for base, idx in layout.segments]
+            [
+                np.asarray(base.initial_value, dtype=np.float64).reshape(-1)[idx]
+                for base, idx in layout.segments
+            ]
         )
         blocks.append(
             ir.Block(
@@ -81,6 +85,7 @@ class Describer:
     def __init__(self, network):
         counts = {}
         self.names = {}
+        self.anonymous = 0
         for obj in [network, *network.all_networks, *network.all_objects]:
             kind = type(obj).__name__
             counts[kind] = counts.get(kind, 0) + 1
@@ -95,7 +100,8 @@ class Describer:
         """Unnamed signals are named by their address: number them instead."""
         key = match.group(0)
         if key not in self.names:
-            self.names[key] = f"signal#{sum(v.startswith('signal#') for v in self.names.values()) + 1}"
+            self.anonymous += 1
+            self.names[key] = f"signal#{self.anonymous}"
         return self.names[key]
 
     def op(self, op) -> str:
@@ -107,12 +113,14 @@ class Describer:
 
 
 def _source(fn) -> str:
+    """Where a function was defined: ``file.py:line`` (no folder, so the
+    generated module does not depend on where the model file lives)."""
     try:
         file = inspect.getsourcefile(fn)
         _, line = inspect.getsourcelines(fn)
-        return f"{file}:{line}"
+        return f"{Path(file).name}:{line}"
     except (TypeError, OSError):
-        return getattr(fn, "__name__", type(fn).__name__)
+        return getattr(fn, "__qualname__", type(fn).__name__)
 
 
 def _name_hooks(built, plan) -> dict:
@@ -161,12 +169,17 @@ def _name_hooks(built, plan) -> dict:
     return hooks
 
 
+def _label(obj) -> str:
+    if isinstance(obj, nengo.ensemble.Neurons):
+        return f"{_label(obj.ensemble)}.neurons"
+    return getattr(obj, "label", None) or type(obj).__name__
+
+
 def _lower_probes(built, analysis, plan, params):
     names = Namespace()
     probes = []
     for (probe, sig), read in zip(built.probes, plan.probe_reads):
-        target = probe.target
-        target_label = getattr(target, "label", None) or type(target).__name__
+        target_label = _label(probe.target)
         if probe.label:
             name = names.name(probe.label, "probe")
         else:

@@ -6,8 +6,8 @@ computed here (or in the plan): slice bounds, parameter names, constants.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 

@@ -204,9 +204,8 @@ class CopyKind(OpKind):
             AccessRequest("dst", mode, tuple(seg(op.dst, d) for op, (_, d) in zip(ops, pairs)))
         ]
         if not ctx.is_const(ops[0].src):
-            requests.append(
-                AccessRequest("src", "read", tuple(seg(op.src, s) for op, (s, _) in zip(ops, pairs)))
-            )
+            segments = tuple(seg(op.src, s) for op, (s, _) in zip(ops, pairs))
+            requests.append(AccessRequest("src", "read", segments))
         return requests
 
     def lower(self, index, ops, acc, params, ctx):

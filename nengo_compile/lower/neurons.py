@@ -11,8 +11,8 @@ Lookup is by exact type, not through the MRO: a subclass may change ``step``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import nengo
 import numpy as np

@@ -71,11 +71,14 @@ class LinearFilterKind(OpKind):
         k = len(mats[0][0])
 
         def per_element(fn, width=None):
-            values = [np.tile(np.asarray(fn(m), dtype=np.float64), (op.output.size, 1))
-                      for op, m in zip(ops, mats)]
+            values = [
+                np.tile(np.asarray(fn(m), dtype=np.float64), (op.output.size, 1))
+                for op, m in zip(ops, mats)
+            ]
             if width is None:
-                return params.const(step.lower(), op_order_values(
-                    out, [v.reshape(-1) for v in values], size))
+                return params.const(
+                    step.lower(), op_order_values(out, [v.reshape(-1) for v in values], size)
+                )
             return _per_element_matrix(params, step.lower(), out, values, width, size)
 
         consts = {}

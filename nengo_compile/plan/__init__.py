@@ -228,7 +228,7 @@ def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
 
     index_params = {}
     planned = []
-    for i, (group, ops) in enumerate(zip(analysis.groups, groups)):
+    for group, ops in zip(analysis.groups, groups):
         accesses = {}
         for request in KINDS[group.kind].accesses(ops, ctx):
             accesses[request.role] = _resolve(placement, request, index_params)

@@ -13,7 +13,7 @@ from the user (labels, file names) reaches the generated code:
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import jinja2
@@ -85,7 +85,7 @@ def const(c: ir.Const) -> str:
     return pyfloat(c.value) if c.is_scalar else f'p["{c.param}"]'
 
 
-@lru_cache(maxsize=None)
+@cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),

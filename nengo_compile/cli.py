@@ -1,0 +1,113 @@
+"""The ``nengo-compile`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .errors import CompileError
+from .pipeline import DTYPES, compile_file
+
+EXIT_ERROR = 2  # the user's input is at fault
+EXIT_INTERNAL = 3  # a bug in nengo-compile
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nengo-compile",
+        description=(
+            "Compile a Nengo model file into a standalone TensorFlow module "
+            "(MODULE.py plus its parameter file MODULE.npz) that needs no Nengo to run."
+        ),
+        epilog="Exit status: 0 on success, 2 for a problem with the input, 3 for a bug.",
+    )
+    p.add_argument("model", help="Python file that builds a nengo.Network")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="module to write (default: MODEL_tf.py in the current folder); "
+        "the parameter file goes beside it with the suffix .npz",
+    )
+    p.add_argument(
+        "--network",
+        metavar="NAME",
+        help="global name of the network to compile (default: 'model', 'net' or "
+        "'network', else the only nengo.Network in the file)",
+    )
+    p.add_argument("--dt", type=float, default=0.001, help="time step in seconds (default 0.001)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="compile as if the network's seed were N (default: the network's own "
+        "seed; an unseeded network gets a random one, recorded in the module)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="float32",
+        help="floating-point precision of the module (default float32)",
+    )
+    p.add_argument(
+        "--report", action="store_true", help="print plan statistics and the model's hooks"
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log each stage and its time")
+    p.add_argument("--version", action="version", version=f"nengo-compile {__version__}")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="nengo-compile: %(message)s",
+    )
+    output = args.output or f"{Path(args.model).stem}_tf.py"
+    try:
+        compiled = compile_file(
+            args.model,
+            output,
+            network=args.network,
+            dt=args.dt,
+            seed=args.seed,
+            dtype=args.dtype,
+        )
+    except CompileError as exc:
+        print(f"nengo-compile: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - a bug: say so, briefly
+        if args.verbose:
+            traceback.print_exc()
+        print(
+            f"nengo-compile: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in nengo-compile; rerun with -v for a traceback and report it.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+    module = Path(output)
+    print(f"wrote {module} and {module.with_suffix('.npz')}")
+    if args.report:
+        print(report(compiled))
+    return 0
+
+
+def report(compiled) -> str:
+    program = compiled.program
+    lines = ["plan:"]
+    lines += [f"  {line}" for line in compiled.stats.lines()]
+    lines.append(f"probes ({len(program.probes)}):")
+    lines += [f"  {p.name} {list(p.shape)} <- {p.target}" for p in program.probes]
+    lines.append(f"hooks ({len(program.hooks)}):")
+    for h in program.hooks:
+        how = "input or node_functions" if h.is_input else "node_functions"
+        lines.append(f"  {h.name} ({h.label!r}, {h.source}): served by {how}")
+    lines.append("stage times: " + ", ".join(f"{k} {v:.3f}s" for k, v in compiled.timings.items()))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
