@@ -283,6 +283,13 @@ class ElementwiseIncKind(OpKind):
         )
 
 
+@dataclass(frozen=True)
+class _Coo:
+    row: np.ndarray
+    col: np.ndarray
+    data: np.ndarray
+
+
 def _matrix(op):
     """The operator's A as a dense or scipy-sparse 2-D matrix [Y.size, X.size]."""
     A = op.A.initial_value
@@ -290,8 +297,10 @@ def _matrix(op):
         from scipy.sparse import bsr_matrix
 
         return bsr_matrix((A, op.indices, op.indptr)).tocoo()
-    if hasattr(A, "tocoo"):
+    if hasattr(A, "tocoo"):  # scipy.sparse
         return A.tocoo()
+    if hasattr(A, "indices") and hasattr(A, "data"):  # nengo.transforms.SparseMatrix
+        return _Coo(A.indices[:, 0], A.indices[:, 1], np.asarray(A.data, dtype=np.float64))
     A = np.asarray(A, dtype=np.float64)
     if A.ndim == 0:
         return A * np.eye(op.X.size)

@@ -13,7 +13,7 @@ from the user (labels, file names) reaches the generated code:
 from __future__ import annotations
 
 import math
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 
 import jinja2

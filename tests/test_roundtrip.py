@@ -1,0 +1,109 @@
+"""Round trips: every corpus model, compiled and run, against nengo.Simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .conftest import compile_and_load, max_errors, reference
+from .models import CORPUS, NODE_FUNCTIONS
+
+N_STEPS = 300
+
+#: float32 modules: decoded values and voltages within this of Nengo's float64;
+#: spike trains may shift by a step, so spiking outputs are compared as
+#: spike counts over the run.
+FLOAT32_ATOL = 2e-3
+FLOAT32_SPIKE_COUNT_RTOL = 0.02
+
+
+@pytest.fixture(scope="module")
+def references():
+    return {}
+
+
+def _reference(name, cache):
+    if name not in cache:
+        net = CORPUS[name]()
+        cache[name] = (net, *reference(net, N_STEPS))
+    return cache[name]
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_float64_matches_nengo(name, tmp_path, references):
+    net, data, _ = _reference(name, references)
+    _, module = compile_and_load(net, tmp_path, dtype="float64")
+    model = module.Model(node_functions=NODE_FUNCTIONS if module.HOOKS else None)
+    outputs = model.run(N_STEPS)
+    errors = max_errors(net, module, outputs, data)
+    assert max(errors.values()) <= 1e-9, errors
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_float32_within_tolerance(name, tmp_path, references):
+    net, data, sim = _reference(name, references)
+    _, module = compile_and_load(net, tmp_path, dtype="float32")
+    model = module.Model(node_functions=NODE_FUNCTIONS if module.HOOKS else None)
+    outputs = model.run(N_STEPS)
+    for probe, pname, ref in zip(net.all_probes, module.PROBES, data):
+        got = outputs[pname][0]
+        assert got.dtype == np.float32
+        if _is_spikes(probe):
+            dt = sim.dt
+            counts, ref_counts = got.sum(axis=0) * dt, ref.sum(axis=0) * dt
+            tol = np.maximum(FLOAT32_SPIKE_COUNT_RTOL * ref_counts, 1.0)
+            assert np.all(np.abs(counts - ref_counts) <= tol), pname
+        else:
+            scale = max(1.0, float(np.max(np.abs(ref))))
+            assert np.max(np.abs(got - ref)) <= FLOAT32_ATOL * scale, pname
+
+
+def _is_spikes(probe):
+    import nengo
+
+    obj = probe.obj
+    return (
+        isinstance(obj, nengo.ensemble.Neurons)
+        and probe.attr in ("output", "spikes")
+        and obj.ensemble.neuron_type.spiking
+        and probe.synapse is None
+    )
+
+
+def test_node_function_served_by_input(tmp_path, references):
+    """A source node's function can be replaced by an input array."""
+    net, data, _ = _reference("node_functions", references)
+    _, module = compile_and_load(net, tmp_path, dtype="float64")
+    assert module.INPUTS == {"sine": 1}
+    t = module.DT * np.arange(1, N_STEPS + 1)
+    model = module.Model(node_functions={"square": NODE_FUNCTIONS["square"]})
+    outputs = model.run(N_STEPS, inputs={"sine": np.sin(8 * t).reshape(1, -1, 1)})
+    errors = max_errors(net, module, outputs, data)
+    assert max(errors.values()) <= 1e-9, errors
+
+
+def test_missing_hook_is_a_clear_error(tmp_path, references):
+    net, _, _ = _reference("node_functions", references)
+    _, module = compile_and_load(net, tmp_path)
+    with pytest.raises(ValueError, match="hook 'sine'.*node_functions"):
+        module.Model().run(10)
+
+
+def test_step_matches_run_and_batches_agree(tmp_path, references):
+    """Streaming with explicit state gives the run's values; batch rows agree."""
+    net, data, _ = _reference("integrator", references)
+    _, module = compile_and_load(net, tmp_path, dtype="float64")
+    model = module.Model()
+    outputs = model.run(50, batch_size=3)
+    first, state = model.run(20, batch_size=3, return_state=True)
+    rest = model.run(30, state=state)
+    for name in module.PROBES:
+        np.testing.assert_array_equal(outputs[name][0], outputs[name][2])
+        np.testing.assert_array_equal(
+            np.concatenate([first[name], rest[name]], axis=1), outputs[name]
+        )
+    state = model.initial_state(batch_size=2)
+    for i in range(5):
+        state, probes = model.step(state)
+        for name in module.PROBES:
+            np.testing.assert_array_equal(probes[name].numpy(), outputs[name][:2, i])
