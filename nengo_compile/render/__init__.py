@@ -80,6 +80,12 @@ def pyfloat(value) -> str:
     return repr(value)
 
 
+def pytuple(values) -> str:
+    """A tuple literal as ``ruff format`` writes it: ``()``, ``(1,)``, ``(1, 2)``."""
+    items = [str(v) for v in values]
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
 def const(c: ir.Const) -> str:
     """An inline scalar, or the parameter holding the values."""
     return pyfloat(c.value) if c.is_scalar else f'p["{c.param}"]'
@@ -95,7 +101,9 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters.update(pystr=pystr, comment=comment, doc=doc, pyfloat=pyfloat, const=const)
+    env.filters.update(
+        pystr=pystr, comment=comment, doc=doc, pyfloat=pyfloat, pytuple=pytuple, const=const
+    )
     return env
 
 

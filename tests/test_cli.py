@@ -1,0 +1,183 @@
+"""The command line: options, messages and bad input."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from nengo_compile.cli import main
+
+from .conftest import ROOT, import_module
+
+GOOD = """
+import nengo
+model = nengo.Network(seed=1)
+with model:
+    a = nengo.Ensemble(10, 1)
+    nengo.Probe(a)
+"""
+
+
+def write_model(folder, text, name="model.py"):
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_documents_every_option():
+    result = subprocess.run(
+        [sys.executable, "-m", "nengo_compile", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    for option in ("--output", "--network", "--dt", "--seed", "--dtype", "--report", "-v"):
+        assert option in result.stdout
+
+
+def test_compiles_example_with_report(tmp_path, capsys):
+    out = tmp_path / "channel_tf.py"
+    code, stdout, _ = run_cli(
+        capsys, ROOT / "examples" / "communication_channel.py", "-o", out, "--report"
+    )
+    assert code == 0
+    assert out.exists() and out.with_suffix(".npz").exists()
+    assert "merged groups" in stdout and "stimulus" in stdout
+    module = import_module(out)
+    assert set(module.PROBES) == {"a", "b", "b_spikes"}
+
+
+def test_no_network(tmp_path, capsys):
+    model = write_model(tmp_path, "x = 1\n")
+    code, _, err = run_cli(capsys, model, "-o", tmp_path / "out.py")
+    assert code == 2
+    assert "no nengo.Network found" in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("out*"))
+
+
+def test_several_networks_need_a_name(tmp_path, capsys):
+    text = "import nengo\nfirst = nengo.Network()\nsecond = nengo.Network()\n"
+    model = write_model(tmp_path, text)
+    code, _, err = run_cli(capsys, model, "-o", tmp_path / "out.py")
+    assert code == 2 and "first, second" in err and "--network" in err
+    code, _, err = run_cli(capsys, model, "-o", tmp_path / "out.py", "--network", "third")
+    assert code == 2 and "third" in err and "first, second" in err
+    code, _, err = run_cli(capsys, model, "-o", tmp_path / "out.py", "--network", "second")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("import nengo\nmodel = nengo.Network(\n", "SyntaxError"),
+        ("import nengo\n\nmodel = nengo.Network()\n1 / 0\n", "ZeroDivisionError"),
+        ("import not_a_module_anywhere\n", "ModuleNotFoundError"),
+    ],
+)
+def test_broken_model_file(tmp_path, capsys, text, expected):
+    model = write_model(tmp_path, text)
+    code, _, err = run_cli(capsys, model, "-o", tmp_path / "out.py")
+    assert code == 2
+    assert expected in err and f"{model}:" in err
+    assert "Traceback" not in err
+    assert not list(tmp_path.glob("out*"))
+
+
+def test_missing_model_file(tmp_path, capsys):
+    code, _, err = run_cli(capsys, tmp_path / "nope.py", "-o", tmp_path / "out.py")
+    assert code == 2 and "not found" in err
+
+
+def test_model_file_runs_from_its_own_folder(tmp_path, capsys):
+    """Like `python model.py`: sibling modules import, __main__ blocks do not run."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "helpers.py").write_text("N_NEURONS = 17\n")
+    write_model(
+        folder,
+        GOOD.replace("Ensemble(10", "Ensemble(helpers.N_NEURONS").replace(
+            "import nengo", "import nengo\nimport helpers"
+        )
+        + "\nif __name__ == '__main__':\n    raise SystemExit('main block ran')\n",
+    )
+    code, _, err = run_cli(capsys, folder / "model.py", "-o", tmp_path / "m_tf.py")
+    assert code == 0, err
+    assert "17" in (tmp_path / "m_tf.py").read_text()
+
+
+def test_unwritable_output_leaves_nothing(tmp_path, capsys):
+    model = write_model(tmp_path, GOOD)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    code, _, err = run_cli(capsys, model, "-o", blocker / "out.py")
+    assert code == 2 and "cannot" in err
+    code, _, err = run_cli(capsys, model, "-o", tmp_path / "out.txt")
+    assert code == 2 and ".py" in err
+    code, _, err = run_cli(capsys, model, "-o", tmp_path / "not-importable.py")
+    assert code == 2 and "importable" in err
+
+
+def test_failure_keeps_existing_outputs(tmp_path, capsys):
+    """A failed compile never overwrites or half-writes previous outputs."""
+    out = tmp_path / "out.py"
+    out.write_text("previous module\n")
+    out.with_suffix(".npz").write_bytes(b"previous params")
+    text = GOOD.replace("nengo.Ensemble(10, 1)", "nengo.Ensemble(10, 1, neuron_type=Custom())")
+    text = text.replace(
+        "import nengo",
+        "import nengo\nclass Custom(nengo.RectifiedLinear):\n    pass\n",
+    )
+    model = write_model(tmp_path, text)
+    code, _, err = run_cli(capsys, model, "-o", out)
+    assert code == 2 and "Custom" in err
+    assert out.read_text() == "previous module\n"
+    assert out.with_suffix(".npz").read_bytes() == b"previous params"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py", "out.npz", "out.py"]
+
+
+HOSTILE = [
+    'quote"s',
+    "single'quote",
+    "new\nline",
+    '"""; import os; os.system("touch PWNED") #',
+    "'''\nimport os\n'''",
+    "\\ back\\slash \x00 nul \u2028 sep",
+    "{{ jinja }} {% raw %}",
+]
+
+
+def test_hostile_labels_are_data(tmp_path, capsys, monkeypatch):
+    """Labels with quotes, newlines and code reach the module only as data."""
+    monkeypatch.chdir(tmp_path)
+    lines = ["import nengo", "model = nengo.Network(seed=2, label=LABELS[0])", "with model:"]
+    lines.append("    stim = nengo.Node(lambda t: t, label=LABELS[1])")
+    for i in range(len(HOSTILE)):
+        lines.append(f"    e{i} = nengo.Ensemble(5, 1, label=LABELS[{i}])")
+        lines.append(f"    nengo.Connection(stim, e{i})")
+        lines.append(f"    nengo.Probe(e{i}, label=LABELS[{i}])")
+    text = f"LABELS = {HOSTILE!r}\n" + "\n".join(lines) + "\n"
+    model = write_model(tmp_path, text)
+    out = tmp_path / "hostile_tf.py"
+    code, _, err = run_cli(capsys, model, "-o", out)
+    assert code == 0, err
+    source = out.read_text()
+    compile(source, str(out), "exec")
+    module = import_module(out)
+    assert [label for label, _ in module.PROBE_SOURCES.values()] == HOSTILE
+    assert [label for label, *_ in module.HOOKS.values()] == [HOSTILE[1]]
+    assert not (tmp_path / "PWNED").exists()
+    imports = {
+        alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    assert imports == {"os", "numpy", "tensorflow"}

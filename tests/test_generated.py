@@ -1,0 +1,128 @@
+"""The generated module as a product: standalone, deterministic, pinned, tidy."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from nengo_compile import compile_network
+
+from .conftest import ROOT, compile_to, reference
+from .models import CORPUS
+
+GOLDEN = ROOT / "tests" / "golden"
+GOLDEN_MODELS = {
+    "feedforward_float32": ("feedforward", "float32"),
+    "synapses_float64": ("synapses", "float64"),
+    "node_functions_float32": ("node_functions", "float32"),
+}
+
+
+def _pinned(source: str) -> str:
+    """The source without the line naming the compiling machine's versions."""
+    return "".join(line for line in source.splitlines(True) if not line.startswith("# Compiled with"))
+
+
+@pytest.mark.parametrize("golden", sorted(GOLDEN_MODELS))
+def test_generated_source_matches_golden(golden, update_golden):
+    name, dtype = GOLDEN_MODELS[golden]
+    compiled = compile_network(CORPUS[name](), dtype=dtype, module_name=golden)
+    path = GOLDEN / f"{golden}.py.txt"
+    if update_golden:
+        path.write_text(_pinned(compiled.source))
+    assert path.exists(), f"no golden file {path}: run pytest --update-golden"
+    assert _pinned(compiled.source) == path.read_text(), (
+        f"generated source of {golden} changed; if intended, run pytest --update-golden "
+        "and review the diff"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_generated_source_is_valid_and_formatted(name, tmp_path):
+    compiled, path = compile_to(CORPUS[name](), tmp_path)
+    compile(compiled.source, str(path), "exec")
+    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
+    result = subprocess.run(
+        [ruff, "format", "--check", "--diff", "--line-length", "100", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_same_model_and_seed_give_identical_files(tmp_path):
+    first, path1 = compile_to(CORPUS["synapses"](), tmp_path / "a", name="same_tf")
+    second, path2 = compile_to(CORPUS["synapses"](), tmp_path / "b", name="same_tf")
+    assert path1.read_bytes() == path2.read_bytes()
+    assert path1.with_suffix(".npz").read_bytes() == path2.with_suffix(".npz").read_bytes()
+
+
+def test_seed_option_acts_as_network_seed(tmp_path):
+    """--seed N builds what nengo.Simulator builds for net.seed = N."""
+    net = CORPUS["feedforward"]()
+    net.seed = None
+    _, path = compile_to(net, tmp_path, name="seeded_tf", seed=77, dtype="float64")
+    data, _ = reference(net, 100, seed=77)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import seeded_tf
+
+        outputs = seeded_tf.Model().run(100)
+    finally:
+        sys.path.remove(str(tmp_path))
+    for name, ref in zip(seeded_tf.PROBES, data):
+        assert np.max(np.abs(outputs[name][0] - ref)) <= 1e-9
+    assert seeded_tf.SEED == 77
+
+
+def test_unseeded_network_records_its_random_seed():
+    net = CORPUS["feedforward"]()
+    net.seed = None
+    seeds = {compile_network(net).program.seed for _ in range(3)}
+    assert len(seeds) == 3
+
+
+BLOCK_NENGO = textwrap.dedent(
+    """
+    import sys
+
+    class Blocker:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("nengo", "nengo_compile", "scipy", "jinja2", "networkx"):
+                raise ImportError(name + " is blocked in this test")
+
+    sys.meta_path.insert(0, Blocker())
+    sys.path = [p for p in sys.path if p not in ("", {root!r})]
+    sys.path.insert(0, {folder!r})
+    import numpy as np
+    import {module} as compiled
+
+    model = compiled.Model()
+    outputs = model.run(50, batch_size=2)
+    assert not any(m.split(".")[0] == "nengo" for m in sys.modules), "nengo was imported"
+    for name, value in outputs.items():
+        print(name, value.shape, float(np.sum(value)))
+    """
+)
+
+
+def test_module_runs_without_nengo(tmp_path):
+    _, path = compile_to(CORPUS["integrator"](), tmp_path, name="standalone_tf")
+    script = BLOCK_NENGO.format(root=str(ROOT), folder=str(tmp_path), module="standalone_tf")
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "value (2, 50, 1)" in result.stdout
+    blocker_only = BLOCK_NENGO.split("import numpy")[0].format(root=str(ROOT), folder="")
+    probe = subprocess.run(
+        [sys.executable, "-c", blocker_only + "import nengo"],
+        capture_output=True,
+        text=True,
+    )
+    assert probe.returncode != 0 and "blocked" in probe.stderr  # the blocker works

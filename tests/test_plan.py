@@ -1,0 +1,70 @@
+"""Analysis and planning, without TensorFlow: merge groups and layout quality."""
+
+from __future__ import annotations
+
+import nengo
+import pytest
+
+from nengo_compile.analyse import analyse
+from nengo_compile.build import build
+from nengo_compile.pipeline import compile_network
+
+from .models import CORPUS, lif_chain
+
+
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_lif_chain_merges_into_constant_number_of_groups(n):
+    """However long the chain, each op kind runs as one group, with no gathers."""
+    compiled = compile_network(lif_chain(n), dtype="float64")
+    stats = compiled.stats
+    assert stats.ops_before == 5 + 8 * n  # Nengo's operator count for this chain
+    assert stats.groups_after == 8
+    assert stats.reads.get("gather", 0) == 0
+    assert stats.writes.get("gather", 0) == 0
+    kinds = [g.kind for g in compiled.program.groups]
+    assert kinds.count("neurons") == 1
+    assert kinds.count("linear_filter") == 1
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_schedule_respects_dependencies(name):
+    """Every operator runs after all the operators it depends on."""
+    built = build(CORPUS[name]())
+    analysis = analyse(built.operators, built.dt)
+    position = {op: i for i, group in enumerate(analysis.groups) for op in group.ops}
+    for pre, post in analysis.graph.edges:
+        if pre in position and post in position:
+            assert position[pre] < position[post], (pre, post)
+    scheduled = sum(len(g.ops) for g in analysis.groups)
+    skipped = sum(type(op).__name__ == "SimProbe" for op in built.operators)
+    assert scheduled + skipped == len(built.operators)
+
+
+def test_groups_hold_one_kind_of_operator():
+    built = build(CORPUS["neuron_types"]())
+    analysis = analyse(built.operators, built.dt)
+    for group in analysis.groups:
+        assert len({type(op) for op in group.ops}) == 1
+        if group.kind == "neurons":
+            assert len({type(op.neurons) for op in group.ops}) == 1
+
+
+def test_state_layout_covers_written_signals_once():
+    compiled = compile_network(CORPUS["synapses"](), dtype="float64")
+    sizes = [b.size for b in compiled.program.blocks]
+    assert sum(sizes) == compiled.stats.state_size
+    assert all(size > 0 for size in sizes)
+
+
+def test_unsupported_features_are_listed_together():
+    with nengo.Network(seed=0) as net:
+        a = nengo.Ensemble(10, 1, neuron_type=nengo.Izhikevich())
+        b = nengo.Ensemble(10, 1)
+        conn = nengo.Connection(a, b, learning_rule_type=nengo.PES())
+        nengo.Connection(b, conn.learning_rule)
+    from nengo_compile import UnsupportedError
+
+    with pytest.raises(UnsupportedError) as info:
+        compile_network(net)
+    text = str(info.value)
+    assert "Izhikevich" in text and "SimPES" in text
