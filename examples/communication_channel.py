@@ -9,9 +9,8 @@ an input named ``stimulus`` (shape ``[batch, n_steps, 1]``), or it can be served
 by the function itself: ``Model(node_functions={"stimulus": fn})``.
 """
 
-import numpy as np
-
 import nengo
+import numpy as np
 
 model = nengo.Network(label="communication channel", seed=0)
 with model:

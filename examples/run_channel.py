@@ -1,6 +1,6 @@
 """Compile the communication channel, run the compiled module, compare with Nengo.
 
-    python examples/run_channel.py
+python examples/run_channel.py
 """
 
 import subprocess
@@ -12,8 +12,15 @@ import numpy as np
 here = Path(__file__).resolve().parent
 build = here.parent / "build"
 subprocess.run(
-    [sys.executable, "-m", "nengo_compile", str(here / "communication_channel.py"),
-     "-o", str(build / "channel_tf.py"), "--report"],
+    [
+        sys.executable,
+        "-m",
+        "nengo_compile",
+        str(here / "communication_channel.py"),
+        "-o",
+        str(build / "channel_tf.py"),
+        "--report",
+    ],
     check=True,
 )
 sys.path.insert(0, str(build))

@@ -25,7 +25,8 @@ GOLDEN_MODELS = {
 
 def _pinned(source: str) -> str:
     """The source without the line naming the compiling machine's versions."""
-    return "".join(line for line in source.splitlines(True) if not line.startswith("# Compiled with"))
+    lines = source.splitlines(True)
+    return "".join(line for line in lines if not line.startswith("# Compiled with"))
 
 
 @pytest.mark.parametrize("golden", sorted(GOLDEN_MODELS))
