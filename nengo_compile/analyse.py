@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import networkx as nx
 from nengo.builder.learning_rules import SimBCM, SimOja, SimPES, SimRLS, SimVoja
-from nengo.builder.neurons import SimNeurons
 from nengo.builder.operator import (
     Copy,
     DotInc,
@@ -30,8 +29,6 @@ from nengo.builder.operator import (
     TimeUpdate,
 )
 from nengo.builder.probe import SimProbe
-from nengo.builder.processes import SimProcess
-from nengo.synapses import LinearFilter, Triangle
 from nengo.utils.simulator import operator_dependency_graph
 
 from .errors import UnsupportedError
@@ -67,6 +64,8 @@ class KeyContext:
 
 def analyse(operators, dt: float) -> Analysis:
     """Build the dependency graph and schedule operators into merged groups."""
+    from . import lower  # noqa: F401  (op kinds register their merge keys)
+
     operators = list(operators)
     written = frozenset(sig.base for op in operators for sig in op.sets + op.incs + op.updates)
     ctx = KeyContext(written, dt)
@@ -163,7 +162,10 @@ def merge_key(op: Operator, ctx) -> tuple:
     """A hashable key; operators with equal keys can be merged.
 
     The first element names the op kind (and so its lowering); the second is
-    ``"single"`` for operators that never merge.
+    ``"single"`` for operators that never merge. Core operators register here;
+    other op kinds register from their own modules under `nengo_compile.lower`
+    (``@merge_key.register(SimNeurons)``). An operator without a key, or whose
+    key raises `NotImplementedError`, is reported as unsupported.
     """
     raise NotImplementedError(f"operator {type(op).__name__} ({_tag(op)})")
 
@@ -210,25 +212,6 @@ def _(op, ctx):
 @merge_key.register(SimPyFunc)
 def _(op, ctx):
     return ("pyfunc", "single")
-
-
-@merge_key.register(SimNeurons)
-def _(op, ctx):
-    from .lower.neurons import neuron_key  # the neuron registry decides
-
-    return ("neurons", "merge", *neuron_key(op.neurons, _tag(op)))
-
-
-@merge_key.register(SimProcess)
-def _(op, ctx):
-    process = op.process
-    if isinstance(process, LinearFilter):
-        from .lower.synapses import filter_key
-
-        return ("linear_filter", "merge", op.mode, op.input is None, *filter_key(op, ctx.dt))
-    if isinstance(process, Triangle):
-        return ("triangle", "single")
-    raise NotImplementedError(f"process {type(process).__name__} ({_tag(op)})")
 
 
 for _rule in (SimPES, SimBCM, SimOja, SimVoja, SimRLS):

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import nengo
 import numpy as np
+from nengo.builder.neurons import SimNeurons
 
+from ..analyse import merge_key
 from . import ir
 from .kinds import AccessRequest, OpKind, op_order_values, register, seg
 
@@ -41,13 +43,14 @@ def neuron(cls, template, state=()):
     return decorate
 
 
-def neuron_key(neuron_type, tag: str) -> tuple:
-    """The part of a SimNeurons merge key that the neuron type decides."""
+@merge_key.register(SimNeurons)
+def _(op, ctx):
+    neuron_type = op.neurons
     if type(neuron_type) not in NEURONS:
         raise NotImplementedError(
-            f"neuron type {type(neuron_type).__name__} ({tag}) has no template yet"
+            f"neuron type {type(neuron_type).__name__} ({op.tag or op}) has no template yet"
         )
-    return (type(neuron_type).__name__,)
+    return ("neurons", "merge", type(neuron_type).__name__)
 
 
 @neuron(nengo.RectifiedLinear, "rectified_linear")

@@ -14,8 +14,10 @@ is the same:
 from __future__ import annotations
 
 import numpy as np
-from nengo.synapses import LinearFilter
+from nengo.builder.processes import SimProcess
+from nengo.synapses import LinearFilter, Triangle
 
+from ..analyse import merge_key
 from . import ir
 from .kinds import AccessRequest, OpKind, op_order_values, register, seg
 
@@ -29,12 +31,26 @@ def _step_class(op, dt):
     raise NotImplementedError(f"linear filter {op.process} has an unexpected form")
 
 
-def filter_key(op, dt) -> tuple:
-    """The part of a SimProcess merge key that a LinearFilter decides."""
-    if op.input is None:
-        raise NotImplementedError(f"linear filter without input ({op.tag})")
-    name, (A, _, _, _) = _step_class(op, dt)
-    return (name, len(A))
+@merge_key.register(SimProcess)
+def process_key(op, ctx) -> tuple:
+    """Synapses merge by step form and order; other processes are looked up in
+    `PROCESS_KEYS` (by exact process type)."""
+    process = op.process
+    if isinstance(process, LinearFilter):
+        if op.input is None:
+            raise NotImplementedError(f"linear filter without input ({op.tag})")
+        name, (A, _, _, _) = _step_class(op, ctx.dt)
+        return ("linear_filter", "merge", op.mode, name, len(A))
+    if isinstance(process, Triangle):
+        return ("triangle", "single")
+    for cls in type(process).__mro__:
+        if cls in PROCESS_KEYS:
+            return PROCESS_KEYS[cls](op, ctx)
+    raise NotImplementedError(f"process {type(process).__name__} ({op.tag or op})")
+
+
+#: process type -> merge key function, for processes other than synapses
+PROCESS_KEYS: dict = {}
 
 
 def _state_order(op):
