@@ -259,28 +259,30 @@ class ElementwiseIncKind(OpKind):
 
     def lower(self, index, ops, acc, params, ctx):
         y = acc["Y"]
+        group = dict(
+            index=index,
+            kind=self.name,
+            title=self.title(ops),
+            sources=tuple(ctx.names(op) for op in ops),
+            writes={"Y": y.access},
+        )
+
+        def const_operand(op, role):
+            sig = getattr(op, role)
+            return const_values(sig).reshape(-1)[self._bcast(sig, op.Y.shape)]
+
+        if not acc.keys() - {"Y"}:  # both operands constant: a constant increment
+            values = [const_operand(op, "A") * const_operand(op, "X") for op in ops]
+            inc = params.const("inc", op_order_values(y, values, y.access.size))
+            return ir.Group(**group, template="const_inc.py.j2", consts={"inc": inc})
         reads, consts = {}, {}
         for role in ("A", "X"):
             if role in acc:
                 reads[role] = acc[role].access
             else:
-                values = [
-                    const_values(getattr(op, role)).reshape(-1)[
-                        self._bcast(getattr(op, role), op.Y.shape)
-                    ]
-                    for op in ops
-                ]
+                values = [const_operand(op, role) for op in ops]
                 consts[role] = params.const("ew", op_order_values(y, values, y.access.size))
-        return ir.Group(
-            index,
-            self.name,
-            self.template,
-            self.title(ops),
-            tuple(ctx.names(op) for op in ops),
-            reads=reads,
-            writes={"Y": y.access},
-            consts=consts,
-        )
+        return ir.Group(**group, template=self.template, reads=reads, consts=consts)
 
 
 @dataclass(frozen=True)

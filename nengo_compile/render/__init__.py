@@ -86,6 +86,11 @@ def pytuple(values) -> str:
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
 
+def pylist(values) -> str:
+    """A list literal of names and numbers: ``[batch, 3, 2]``."""
+    return "[" + ", ".join(str(v) for v in values) + "]"
+
+
 def const(c: ir.Const) -> str:
     """An inline scalar, or the parameter holding the values."""
     return pyfloat(c.value) if c.is_scalar else f'p["{c.param}"]'
@@ -102,7 +107,13 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters.update(
-        pystr=pystr, comment=comment, doc=doc, pyfloat=pyfloat, pytuple=pytuple, const=const
+        pystr=pystr,
+        comment=comment,
+        doc=doc,
+        pyfloat=pyfloat,
+        pytuple=pytuple,
+        pylist=pylist,
+        const=const,
     )
     return env
 
