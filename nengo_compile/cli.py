@@ -52,7 +52,9 @@ def parser() -> argparse.ArgumentParser:
         help="floating-point precision of the module (default float32)",
     )
     p.add_argument(
-        "--report", action="store_true", help="print plan statistics and the model's hooks"
+        "--report",
+        action="store_true",
+        help="print plan statistics, the model's hooks and its neuron stubs",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log each stage and its time")
     p.add_argument("--version", action="version", version=f"nengo-compile {__version__}")
@@ -105,6 +107,13 @@ def report(compiled) -> str:
     for h in program.hooks:
         how = "input or node_functions" if h.is_input else "node_functions"
         lines.append(f"  {h.name} ({h.label!r}, {h.source}): served by {how}")
+    lines.append(f"stubs ({len({s.type_name for s in program.stubs})}):")
+    reported = set()
+    for s in program.stubs:
+        if s.type_name not in reported:
+            reported.add(s.type_name)
+            how = "step copied into the module" if s.body else f"needs neuron_steps: {s.reason}"
+            lines.append(f"  {s.type_name} ({s.source}): NumPy stub, {how}")
     lines.append("stage times: " + ", ".join(f"{k} {v:.3f}s" for k, v in compiled.timings.items()))
     return "\n".join(lines)
 
