@@ -54,7 +54,9 @@ def parser() -> argparse.ArgumentParser:
         help="floating-point precision of the module (default float32)",
     )
     p.add_argument(
-        "--report", action="store_true", help="print plan statistics and the model's hooks"
+        "--report",
+        action="store_true",
+        help="print plan statistics, the model's hooks and its neuron stubs",
     )
     export = p.add_argument_group(
         "export", "artifacts that run without Nengo or the generated module"
@@ -139,6 +141,13 @@ def report(compiled) -> str:
     for h in program.hooks:
         how = "input or node_functions" if h.is_input else "node_functions"
         lines.append(f"  {h.name} ({h.label!r}, {h.source}): served by {how}")
+    lines.append(f"stubs ({len({s.type_name for s in program.stubs})}):")
+    reported = set()
+    for s in program.stubs:
+        if s.type_name not in reported:
+            reported.add(s.type_name)
+            how = "step copied into the module" if s.body else f"needs neuron_steps: {s.reason}"
+            lines.append(f"  {s.type_name} ({s.source}): NumPy stub, {how}")
     lines.append("stage times: " + ", ".join(f"{k} {v:.3f}s" for k, v in compiled.timings.items()))
     return "\n".join(lines)
 

@@ -44,8 +44,8 @@ def check_exportable(program: ir.Program) -> None:
         if h.size_out and not h.is_input
     ]
     blocking += [
-        f"neuron type {name!r}: a Python stub; give it a template"
-        for name in getattr(program, "stubs", ())
+        f"neuron type {name!r} ({where}): a NumPy stub; give it a template"
+        for name, where in sorted({(s.type_name, s.source) for s in program.stubs})
     ]
     if blocking:
         raise CompileError("cannot export: " + "; ".join(blocking))

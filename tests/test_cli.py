@@ -22,6 +22,20 @@ with model:
 """
 
 
+#: a custom neuron type with a random generator in its state (not compilable)
+RNG_NEURON_TYPE = """
+class Custom(nengo.RectifiedLinear):
+    def make_state(self, n_neurons, rng=None, dtype=None):
+        return {"rng": rng}
+
+    def rates(self, x, gain, bias):
+        return nengo.RectifiedLinear().rates(x, gain, bias)
+
+    def step(self, dt, J, output, rng):
+        output[...] = rng.poisson(J.clip(0, None) * dt) / dt
+"""
+
+
 def write_model(folder, text, name="model.py"):
     path = folder / name
     path.write_text(textwrap.dedent(text))
@@ -130,14 +144,12 @@ def test_failure_keeps_existing_outputs(tmp_path, capsys):
     out = tmp_path / "out.py"
     out.write_text("previous module\n")
     out.with_suffix(".npz").write_bytes(b"previous params")
+    # a neuron type that keeps a random generator in its state cannot be compiled
     text = GOOD.replace("nengo.Ensemble(10, 1)", "nengo.Ensemble(10, 1, neuron_type=Custom())")
-    text = text.replace(
-        "import nengo",
-        "import nengo\nclass Custom(nengo.RectifiedLinear):\n    pass\n",
-    )
+    text = text.replace("import nengo", "import nengo\n" + RNG_NEURON_TYPE)
     model = write_model(tmp_path, text)
     code, _, err = run_cli(capsys, model, "-o", out)
-    assert code == 2 and "Custom" in err
+    assert code == 2 and "Custom" in err and "non-array state" in err
     assert out.read_text() == "previous module\n"
     assert out.with_suffix(".npz").read_bytes() == b"previous params"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py", "out.npz", "out.py"]

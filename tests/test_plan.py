@@ -57,9 +57,22 @@ def test_state_layout_covers_written_signals_once():
     assert all(size > 0 for size in sizes)
 
 
+class RandomNeurons(nengo.RectifiedLinear):
+    """A custom neuron type with a random generator in its state (not compilable)."""
+
+    def make_state(self, n_neurons, rng=None, dtype=None):
+        return {"rng": rng}
+
+    def rates(self, x, gain, bias):
+        return nengo.RectifiedLinear().rates(x, gain, bias)
+
+    def step(self, dt, J, output, rng):
+        output[...] = rng.poisson(J.clip(0, None) * dt) / dt
+
+
 def test_unsupported_features_are_listed_together():
     with nengo.Network(seed=0) as net:
-        a = nengo.Ensemble(10, 1, neuron_type=nengo.Izhikevich())
+        a = nengo.Ensemble(10, 1, neuron_type=RandomNeurons())
         b = nengo.Ensemble(10, 1)
         nengo.Connection(a, b)
         conv3d = nengo.Convolution(2, (4, 4, 4, 1), kernel_size=(2, 2, 2), strides=(1, 1, 1))
@@ -71,4 +84,4 @@ def test_unsupported_features_are_listed_together():
     with pytest.raises(UnsupportedError) as info:
         compile_network(net)
     text = str(info.value)
-    assert "Izhikevich" in text and "3 spatial dimensions" in text
+    assert "RandomNeurons" in text and "3 spatial dimensions" in text

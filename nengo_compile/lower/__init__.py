@@ -16,7 +16,7 @@ import nengo
 import numpy as np
 
 from ..names import Namespace
-from . import conv, ir, learning, neurons, synapses  # noqa: F401  (register their kinds)
+from . import conv, ir, learning, neuron_stubs, neurons, synapses  # noqa: F401  (register)
 from .kinds import KINDS, LowerContext, Params
 
 
@@ -40,6 +40,7 @@ def lower(built, analysis, plan, dtype: str, header: dict) -> ir.Program:
         if group.kind == "pyfunc":
             op = group.ops[0]
             hooks[op] = replace(hooks[op], index=index)
+    groups, stubs = neuron_stubs.name_stubs(groups)
 
     blocks = []
     for layout in plan.blocks:
@@ -70,6 +71,7 @@ def lower(built, analysis, plan, dtype: str, header: dict) -> ir.Program:
         hooks=tuple(sorted(hooks.values(), key=lambda h: h.index)),
         params=dict(params.arrays),
         header=header,
+        stubs=stubs,
     )
 
 

@@ -118,6 +118,34 @@ class Hook:
 
 
 @dataclass(frozen=True)
+class NeuronStub:
+    """A neuron type without a template, run in NumPy (see `lower.neuron_stubs`).
+
+    ``body`` holds the lines of its ``step`` method rebuilt from the syntax
+    tree (parameters as constants), or is empty when the step is not
+    self-contained (``reason`` says why) and the user must supply it.
+    """
+
+    name: str  # the stub function in the module
+    type_name: str
+    source: str  # where the type was defined, for messages
+    state: tuple  # Nengo state names, in call order
+    signature: str  # the stub's parameters
+    body: tuple  # lines of code; empty: raise NotImplementedError
+    reason: str = ""
+
+    @property
+    def message(self) -> str:
+        """Why the stub needs an implementation from the user, and how to give one."""
+        return (
+            f"neuron type {self.type_name!r} ({self.source}) has no template and its step "
+            f"could not be copied into this module ({self.reason}): pass "
+            f"Model(neuron_steps={{{self.type_name!r}: step}}), where step(dt, J, output, "
+            "**state) works like NeuronType.step"
+        )
+
+
+@dataclass(frozen=True)
 class Program:
     """Everything the renderer needs to write a module."""
 
@@ -131,6 +159,7 @@ class Program:
     hooks: tuple
     params: Mapping  # name -> np.ndarray (already in its final dtype)
     header: Mapping  # provenance lines for the module header
+    stubs: tuple = ()  # NeuronStub, one per distinct stub function
 
     def param_array(self, name: str) -> np.ndarray:
         return self.params[name]

@@ -1,12 +1,24 @@
-"""Neuron types: one template each, registered by exact type.
+"""Neuron types: one template each, registered by type.
 
 A neuron lowering names its template (``templates/neurons/<name>.py.j2``),
 the state variables it reads and sets (Nengo's ``state`` names, in Nengo's
-order) and a function computing its constants from the neuron type and dt.
+order), a function computing its constants from the neuron type and dt, and
+optionally a function giving template options (values that select code, such
+as whether a wrapped type can be negative; they are part of the merge key).
 Constants that differ between merged ensembles become per-neuron vectors.
 
 Lookup is by exact type, not through the MRO: a subclass may change ``step``
-(``AdaptiveLIF`` subclasses ``LIF``), so it needs its own template.
+(``AdaptiveLIF`` subclasses ``LIF``), so it needs its own template. A subclass
+that only inherits a registered type's ``step`` (and its state) runs that
+type's template. Types without a template become NumPy stubs
+(`nengo_compile.lower.neuron_stubs`).
+
+The rate-to-spike wrappers (``RegularSpiking``, ``StochasticSpiking``,
+``PoissonSpiking``) are built by Nengo as two operators: the base type's
+``SimNeurons`` (input current to ``rate_out``) and the wrapper's (``rate_out``
+to spikes). The base operator is lowered like any other of its type (merged
+with the other ensembles of that type); the wrapper's template renders only
+the spiking part, so a wrapper works with any base type the compiler handles.
 """
 
 from __future__ import annotations
@@ -19,48 +31,71 @@ import numpy as np
 from nengo.builder.neurons import SimNeurons
 
 from ..analyse import merge_key
-from . import ir
+from ..neurons import SoftLIFRate
+from . import ir, neuron_stubs
 from .kinds import AccessRequest, OpKind, op_order_values, register, seg
 
 
 @dataclass(frozen=True)
 class NeuronLowering:
+    name: str  # the registered type's name
     template: str
     state: tuple
     constants: Callable  # (neuron_type, dt) -> {name: float}
+    options: Callable | None = None  # neuron_type -> {name: hashable}
 
 
 NEURONS: dict = {}
 
 
-def neuron(cls, template, state=()):
+def neuron(cls, template, state=(), options=None):
     """Decorator registering the constants function of a neuron type."""
 
     def decorate(fn):
-        NEURONS[cls] = NeuronLowering(f"neurons/{template}.py.j2", tuple(state), fn)
+        NEURONS[cls] = NeuronLowering(
+            cls.__name__, f"neurons/{template}.py.j2", tuple(state), fn, options
+        )
         return fn
 
     return decorate
 
 
+def lowering_for(neuron_type) -> NeuronLowering | None:
+    """The lowering of a neuron type: its own, or that of the registered type
+    whose ``step`` it inherits unchanged (with the same state); else None."""
+    cls = type(neuron_type)
+    if cls in NEURONS:
+        return NEURONS[cls]
+    mro = cls.__mro__
+    for k, base in enumerate(mro):
+        if base in NEURONS:
+            same_chain = mro[k:] == base.__mro__  # so super() calls resolve as for base
+            own_step = any("step" in vars(c) for c in mro[:k])
+            same_state = set(neuron_type.state) == set(NEURONS[base].state)
+            return NEURONS[base] if same_chain and not own_step and same_state else None
+    return None
+
+
+def _options(lowering, neuron_type) -> tuple:
+    if lowering.options is None:
+        return ()
+    return tuple(sorted(lowering.options(neuron_type).items()))
+
+
 @merge_key.register(SimNeurons)
 def _(op, ctx):
-    neuron_type = op.neurons
-    if type(neuron_type) not in NEURONS:
-        raise NotImplementedError(
-            f"neuron type {type(neuron_type).__name__} ({op.tag or op}) has no template yet"
-        )
-    return ("neurons", "merge", type(neuron_type).__name__)
+    lowering = lowering_for(op.neurons)
+    if lowering is None:
+        return neuron_stubs.stub_key(op)
+    return ("neurons", "merge", lowering.name, *_options(lowering, op.neurons))
+
+
+# ---- rate types
 
 
 @neuron(nengo.RectifiedLinear, "rectified_linear")
 def _(n, dt):
     return {"amplitude": n.amplitude}
-
-
-@neuron(nengo.SpikingRectifiedLinear, "spiking_rectified_linear", ["voltage"])
-def _(n, dt):
-    return {"amplitude_over_dt": n.amplitude / dt}
 
 
 @neuron(nengo.Sigmoid, "sigmoid")
@@ -78,14 +113,92 @@ def _(n, dt):
     return {"tau_rc": n.tau_rc, "tau_ref": n.tau_ref, "amplitude": n.amplitude}
 
 
-@neuron(nengo.LIF, "lif", ["voltage", "refractory_time"])
+@neuron(nengo.AdaptiveLIFRate, "adaptive_lif_rate", ["adaptation"])
 def _(n, dt):
+    return {
+        "tau_rc": n.tau_rc,
+        "tau_ref": n.tau_ref,
+        "amplitude": n.amplitude,
+        "dt_over_tau_n": dt / n.tau_n,
+        "inc_n": n.inc_n,
+    }
+
+
+@neuron(SoftLIFRate, "soft_lif_rate")
+def _(n, dt):
+    return {
+        "sigma": n.sigma,
+        "log_sigma": float(np.log(n.sigma)),
+        "tau_rc": n.tau_rc,
+        "tau_ref": n.tau_ref,
+        "amplitude": n.amplitude,
+    }
+
+
+# ---- spiking types
+
+
+@neuron(nengo.SpikingRectifiedLinear, "spiking_rectified_linear", ["voltage"])
+def _(n, dt):
+    return {"amplitude_over_dt": n.amplitude / dt}
+
+
+def _lif_constants(n, dt):
     return {
         "tau_rc": n.tau_rc,
         "tau_ref": n.tau_ref,
         "min_voltage": n.min_voltage,
         "amplitude_over_dt": n.amplitude / dt,
     }
+
+
+@neuron(nengo.LIF, "lif", ["voltage", "refractory_time"])
+def _(n, dt):
+    return _lif_constants(n, dt)
+
+
+@neuron(nengo.AdaptiveLIF, "adaptive_lif", ["voltage", "refractory_time", "adaptation"])
+def _(n, dt):
+    return {**_lif_constants(n, dt), "dt_over_tau_n": dt / n.tau_n, "inc_n": n.inc_n}
+
+
+@neuron(nengo.Izhikevich, "izhikevich", ["voltage", "recovery"])
+def _(n, dt):
+    return {
+        "inv_dt": 1.0 / dt,
+        "tau_recovery": n.tau_recovery,
+        "coupling": n.coupling,
+        "reset_voltage": n.reset_voltage,
+        "reset_recovery": n.reset_recovery,
+    }
+
+
+# ---- rate-to-spike wrappers (J is the base type's rate)
+
+
+def _wrapper_options(n):
+    return {"negative": bool(n.negative)}  # from the base type
+
+
+@neuron(nengo.RegularSpiking, "regular_spiking", ["voltage"])
+def _(n, dt):
+    return {"amplitude_over_dt": n.amplitude / dt}
+
+
+@neuron(nengo.StochasticSpiking, "stochastic_spiking", options=_wrapper_options)
+def _(n, dt):
+    return {"amplitude_over_dt": n.amplitude / dt}
+
+
+@neuron(nengo.PoissonSpiking, "poisson_spiking", options=_wrapper_options)
+def _(n, dt):
+    return {"amplitude_over_dt": n.amplitude / dt}
+
+
+def _title(neuron_type) -> str:
+    name = type(neuron_type).__name__
+    base = getattr(neuron_type, "base_type", None)
+    return f"{name}({type(base).__name__})" if base is not None else name
 
 
 @register
@@ -97,7 +210,7 @@ class NeuronsKind(OpKind):
     rank = 1
 
     def accesses(self, ops, ctx):
-        lowering = NEURONS[type(ops[0].neurons)]
+        lowering = lowering_for(ops[0].neurons)
         requests = [
             AccessRequest("J", "read", tuple(seg(op.J) for op in ops)),
             AccessRequest("output", "set", tuple(seg(op.output) for op in ops)),
@@ -110,7 +223,7 @@ class NeuronsKind(OpKind):
 
     def lower(self, index, ops, acc, params, ctx):
         neuron_type = ops[0].neurons
-        lowering = NEURONS[type(neuron_type)]
+        lowering = lowering_for(neuron_type)
         out = acc["output"]
         per_op = [lowering.constants(op.neurons, ctx.dt) for op in ops]
         consts = {
@@ -128,11 +241,12 @@ class NeuronsKind(OpKind):
         reads.update({name: acc[name].access for name in lowering.state})
         writes = {"output": out.access}
         writes.update({name: acc[f"{name}_new"].access for name in lowering.state})
+        titles = sorted({_title(op.neurons) for op in ops})
         return ir.Group(
             index,
             self.name,
             self.template,
-            f"{type(neuron_type).__name__} x{len(ops)} ({out.access.size} neurons)",
+            f"{', '.join(titles)} x{len(ops)} ({out.access.size} neurons)",
             tuple(ctx.names(op) for op in ops),
             reads=reads,
             writes=writes,
@@ -141,5 +255,7 @@ class NeuronsKind(OpKind):
                 "neuron_template": lowering.template,
                 "state": lowering.state,
                 "dt": ctx.dt,
+                "options": dict(_options(lowering, neuron_type)),
+                "salt": index,  # distinguishes this group's random draws
             },
         )
