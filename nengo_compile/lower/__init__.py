@@ -1,7 +1,7 @@
 """Stage 5, lower: merged groups become Nengo-free IR (`ir.Program`).
 
 Each group is lowered by its op kind (registries in `kinds`, `neurons`,
-`synapses`); probes and hooks are named here, and the state blocks get their
+`synapses`, `processes`); probes and hooks are named here, and the state blocks get their
 initial values.
 """
 
@@ -16,7 +16,7 @@ import nengo
 import numpy as np
 
 from ..names import Namespace
-from . import ir, neurons, synapses  # noqa: F401  (register their kinds)
+from . import ir, neurons, processes, synapses  # noqa: F401  (register their kinds)
 from .kinds import KINDS, LowerContext, Params
 
 
