@@ -50,6 +50,7 @@ def deterministic_processes():
         for kind in ("linear", "nearest", "slinear", "quadratic", "cubic"):
             sources[f"pw_{kind}"] = Piecewise(data, interpolation=kind)
         sources["pw_late_linear"] = Piecewise({0.1: 1.0, 0.15: 3.0}, interpolation="linear")
+        sources["pw_past"] = Piecewise({-0.5: 1.0, -0.2: 3.0}, interpolation="linear")
         size = {"white_signal": 2, "white_signal_y0": 3}
         for label, process in sources.items():
             node = nengo.Node(process, size_out=size.get(label), label=label)
@@ -373,9 +374,11 @@ def test_unsupported_processes_are_listed_together():
         nengo.Node(WhiteSignal(1.0, high=5, y0=0.0))
         nengo.Node(Custom(default_size_in=0, default_size_out=1))
         nengo.Ensemble(10, 1, noise=WhiteNoise(nengo.dists.UniformHypersphere()))
+        nengo.Node(FilteredNoise(nengo.synapses.Triangle(0.01)), size_out=2)
     with pytest.raises(UnsupportedError) as info:
         compile_network(net)
     items = "\n".join(info.value.items)
-    assert len(info.value.items) == 5, items
-    for text in ("Choice", "callable", "y0 and no seed", "Custom", "UniformHypersphere"):
+    assert len(info.value.items) == 6, items
+    expected = ("Choice", "callable", "y0 and no seed", "Custom", "UniformHypersphere", "Triangle")
+    for text in expected:
         assert text in items

@@ -495,7 +495,7 @@ class PiecewiseKind(OpKind):
             return ir.Group(**group, title=title, values=values)
 
         lo = max(int(np.floor(tp[0] / dt)) - 2, 0)
-        hi = int(np.ceil(tp[-1] / dt)) + 2
+        hi = max(int(np.ceil(tp[-1] / dt)) + 2, lo)
         if (hi - lo + 1) * size > MAX_TABLE:
             raise NotImplementedError(
                 f"Piecewise {process.interpolation} interpolation over {hi - lo + 1} steps is "
