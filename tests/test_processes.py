@@ -55,6 +55,9 @@ def deterministic_processes():
         for label, process in sources.items():
             node = nengo.Node(process, size_out=size.get(label), label=label)
             nengo.Probe(node, label=label)
+        # deterministic ensemble noise: increments the neurons' input exactly
+        noisy = nengo.Ensemble(20, 1, noise=WhiteSignal(0.1, high=20, rms=2.0, seed=7))
+        nengo.Probe(noisy.neurons, "input", label="noisy_input")
         # LinearFilter processes on Nodes with an input (compiled as synapses)
         stim = nengo.Node(PresentInput([[1.0], [-0.5]], 0.03), label="stim")
         for label, synapse in [
