@@ -18,7 +18,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import networkx as nx
-from nengo.builder.learning_rules import SimBCM, SimOja, SimPES, SimRLS, SimVoja
 from nengo.builder.operator import (
     Copy,
     DotInc,
@@ -201,23 +200,10 @@ def _(op, ctx):
 
 @merge_key.register(DotInc)  # also SparseDotInc and BsrDotInc
 def _(op, ctx):
-    if not _const(op.A, ctx):
-        raise NotImplementedError(
-            f"DotInc with a learned (changing) matrix ({_tag(op)}); "
-            "learning rules are not supported yet"
-        )
+    # a constant A; lower/learning.py wraps this key for learned (changing) ones
     return ("matmul", "merge", _const(op.X, ctx))
 
 
 @merge_key.register(SimPyFunc)
 def _(op, ctx):
     return ("pyfunc", "single")
-
-
-for _rule in (SimPES, SimBCM, SimOja, SimVoja, SimRLS):
-
-    @merge_key.register(_rule)
-    def _(op, ctx):
-        raise NotImplementedError(
-            f"learning rule {type(op).__name__} ({_tag(op)}); learning rules are not supported yet"
-        )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
 
 from . import __version__
 from .errors import CompileError
+from .export import ExportOptions
 from .pipeline import DTYPES, compile_file
 
 EXIT_ERROR = 2  # the user's input is at fault
@@ -54,6 +56,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--report", action="store_true", help="print plan statistics and the model's hooks"
     )
+    export = p.add_argument_group(
+        "export", "artifacts that run without Nengo or the generated module"
+    )
+    export.add_argument("--saved-model", metavar="DIR", help="write a TensorFlow SavedModel")
+    export.add_argument(
+        "--tflite", metavar="FILE", help="write a TFLite (LiteRT) model (float32, static batch)"
+    )
+    export.add_argument(
+        "--onnx",
+        metavar="FILE",
+        help="write an ONNX model of run (and FILE.step.onnx of step); needs [onnx]",
+    )
+    export.add_argument("--jit", action="store_true", help="compile the SavedModel with XLA")
+    export.add_argument(
+        "--batch-size", type=int, default=1, help="batch size of the TFLite model (default 1)"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log each stage and its time")
     p.add_argument("--version", action="version", version=f"nengo-compile {__version__}")
     return p
@@ -61,11 +79,21 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # exports import TensorFlow
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="nengo-compile: %(message)s",
     )
-    output = args.output or f"{Path(args.model).stem}_tf.py"
+    exports = ExportOptions(
+        saved_model=args.saved_model,
+        tflite=args.tflite,
+        onnx=args.onnx,
+        jit_compile=args.jit,
+        batch_size=args.batch_size,
+    )
+    output = args.output
+    if output is None and not exports.any:
+        output = f"{Path(args.model).stem}_tf.py"
     try:
         compiled = compile_file(
             args.model,
@@ -74,6 +102,7 @@ def main(argv=None) -> int:
             dt=args.dt,
             seed=args.seed,
             dtype=args.dtype,
+            exports=exports,
         )
     except CompileError as exc:
         print(f"nengo-compile: error: {exc}", file=sys.stderr)
@@ -88,8 +117,13 @@ def main(argv=None) -> int:
         )
         return EXIT_INTERNAL
 
-    module = Path(output)
-    print(f"wrote {module} and {module.with_suffix('.npz')}")
+    written = []
+    if output is not None:
+        written += [output, str(Path(output).with_suffix(".npz"))]
+    written += [path for path in (args.saved_model, args.tflite) if path]
+    if args.onnx:
+        written += [args.onnx, args.onnx.removesuffix(".onnx") + ".step.onnx"]
+    print("wrote " + ", ".join(written))
     if args.report:
         print(report(compiled))
     return 0

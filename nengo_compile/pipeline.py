@@ -17,6 +17,7 @@ from . import __version__
 from .analyse import analyse
 from .build import build
 from .errors import CompileError
+from .export import ExportOptions, Staged, export
 from .load import load
 from .lower import ir, lower
 from .lower.kinds import LowerContext
@@ -76,15 +77,23 @@ def compile_network(
 
 def compile_file(
     model_file: str | Path,
-    output: str | Path,
+    output: str | Path | None,
     *,
     network: str | None = None,
     dt: float = 0.001,
     seed: int | None = None,
     dtype: str = "float32",
+    exports: ExportOptions | None = None,
 ) -> Compiled:
-    """load -> build -> analyse -> plan -> lower -> render -> write."""
-    module_path, params_path = output_paths(output)
+    """load -> build -> analyse -> plan -> lower -> render -> [export] -> write.
+
+    ``output=None`` writes no module (only the exports). Nothing is written
+    unless every stage succeeds.
+    """
+    exports = exports or ExportOptions()
+    if output is None and not exports.any:
+        raise CompileError("nothing to write: give an output module or an export")
+    module_path, params_path = output_paths(output or "model_tf.py")
     timings = {}
     with _stage("load", timings):
         loaded = load(model_file, network)
@@ -98,8 +107,17 @@ def compile_file(
         network_name=loaded.name,
     )
     timings.update(compiled.timings)
-    with _stage("write", timings):
-        write(module_path, params_path, compiled.source, compiled.params)
+    staged = Staged()
+    try:
+        if exports.any:
+            with _stage("export", timings):
+                export(compiled, exports, staged)
+        with _stage("write", timings):
+            if output is not None:
+                write(module_path, params_path, compiled.source, compiled.params)
+            staged.commit()
+    finally:
+        staged.discard()
     return Compiled(compiled.program, compiled.source, compiled.params, compiled.stats, timings)
 
 

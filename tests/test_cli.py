@@ -180,4 +180,4 @@ def test_hostile_labels_are_data(tmp_path, capsys, monkeypatch):
         if isinstance(node, (ast.Import, ast.ImportFrom))
         for alias in node.names
     }
-    assert imports == {"os", "numpy", "tensorflow"}
+    assert imports == {"contextlib", "os", "shutil", "tempfile", "numpy", "tensorflow", "tf2onnx"}

@@ -56,6 +56,27 @@ def test_generated_source_is_valid_and_formatted(name, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_long_labels_stay_formatted(tmp_path):
+    """Labels of any length reach the module in ruff-stable form."""
+    import nengo
+
+    label = "a very long label " * 12
+    with nengo.Network(seed=1, label=label) as net:
+        stim = nengo.Node(lambda t: t, label=label)
+        ens = nengo.Ensemble(10, 1, label=label)
+        nengo.Connection(stim, ens)
+        nengo.Probe(ens, label=label)
+        nengo.Probe(ens.neurons)
+    _, path = compile_to(net, tmp_path)
+    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
+    result = subprocess.run(
+        [ruff, "format", "--check", "--diff", "--line-length", "100", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_same_model_and_seed_give_identical_files(tmp_path):
     first, path1 = compile_to(CORPUS["synapses"](), tmp_path / "a", name="same_tf")
     second, path2 = compile_to(CORPUS["synapses"](), tmp_path / "b", name="same_tf")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import nengo
+import numpy as np
 import pytest
 
 from nengo_compile.analyse import analyse
@@ -60,11 +61,14 @@ def test_unsupported_features_are_listed_together():
     with nengo.Network(seed=0) as net:
         a = nengo.Ensemble(10, 1, neuron_type=nengo.Izhikevich())
         b = nengo.Ensemble(10, 1)
-        conn = nengo.Connection(a, b, learning_rule_type=nengo.PES())
-        nengo.Connection(b, conn.learning_rule)
+        nengo.Connection(a, b)
+        conv3d = nengo.Convolution(2, (4, 4, 4, 1), kernel_size=(2, 2, 2), strides=(1, 1, 1))
+        x = nengo.Node(np.ones(conv3d.size_in))
+        y = nengo.Node(size_in=conv3d.size_out)
+        nengo.Connection(x, y, transform=conv3d)
     from nengo_compile import UnsupportedError
 
     with pytest.raises(UnsupportedError) as info:
         compile_network(net)
     text = str(info.value)
-    assert "Izhikevich" in text and "SimPES" in text
+    assert "Izhikevich" in text and "3 spatial dimensions" in text

@@ -1,8 +1,8 @@
 """Stage 5, lower: merged groups become Nengo-free IR (`ir.Program`).
 
-Each group is lowered by its op kind (registries in `kinds`, `neurons`,
-`synapses`, `processes`); probes and hooks are named here, and the state blocks get their
-initial values.
+Each group is lowered by its op kind (registries in `kinds`, `neurons`, `conv`,
+`synapses`, `learning`, `processes`); probes and hooks are named here, and the state blocks
+get their initial values.
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ import nengo
 import numpy as np
 
 from ..names import Namespace
-from . import ir, neurons, processes, synapses  # noqa: F401  (register their kinds)
+from . import (  # noqa: F401  (register their kinds)
+    conv,
+    ir,
+    learning,
+    neurons,
+    processes,
+    synapses,
+)
 from .kinds import KINDS, LowerContext, Params
 
 

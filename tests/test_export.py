@@ -1,0 +1,255 @@
+"""Export: SavedModel, TFLite and ONNX artifacts run without Nengo and match.
+
+Each artifact is loaded in a subprocess in which importing Nengo, nengo_compile
+and the generated module fails (and, for TFLite and ONNX, TensorFlow too), and
+its outputs are compared with the generated module's, run in this process.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from nengo_compile.cli import main
+
+from .conftest import ROOT, compile_and_load
+from .models import CORPUS
+
+pytest.importorskip("tf2onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("ai_edge_litert")
+
+N_STEPS = 80
+#: float32 runtimes differ in the last bits; a spike may move by a step, so
+#: values are compared after summing over time
+ATOL_SUM = 0.05
+
+BLOCKER = textwrap.dedent(
+    """
+    import sys
+    BLOCKED = {blocked!r}
+
+    class Blocker:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(name + " is blocked here")
+
+    sys.meta_path.insert(0, Blocker())
+    sys.path = [p for p in sys.path if p not in ("", {root!r})]
+    import numpy as np
+    """
+)
+
+LOADERS = {
+    "saved_model": """
+        import tensorflow as tf
+        model = tf.saved_model.load(PATH)
+        run = model.signatures["run"]
+        def call(n_steps, batch, inputs):
+            args = {{"input_" + k: tf.constant(v) for k, v in inputs.items()}}
+            if not inputs:
+                args.update(n_steps=tf.constant(n_steps), batch_size=tf.constant(batch))
+            return {{k: v.numpy() for k, v in run(**args).items()}}
+    """,
+    "tflite": """
+        from ai_edge_litert.interpreter import Interpreter
+        runner = Interpreter(model_path=PATH).get_signature_runner("run")
+        def call(n_steps, batch, inputs):
+            args = {{"input_" + k: v for k, v in inputs.items()}}
+            if not inputs:
+                args["n_steps"] = np.array(n_steps, np.int32)
+            return runner(**args)
+    """,
+    "onnx": """
+        import onnxruntime
+        session = onnxruntime.InferenceSession(PATH)
+        def call(n_steps, batch, inputs):
+            args = {{"input_" + k: v for k, v in inputs.items()}}
+            if not inputs:
+                args["n_steps"] = np.array(n_steps, np.int32)
+                args["batch_size"] = np.array(batch, np.int32)
+            names = [o.name for o in session.get_outputs()]
+            return dict(zip(names, session.run(None, args)))
+    """,
+}
+
+BLOCKS = {
+    "saved_model": ["nengo", "nengo_compile"],
+    "tflite": ["nengo", "nengo_compile", "tensorflow"],
+    "onnx": ["nengo", "nengo_compile", "tensorflow"],
+}
+
+
+def run_artifact(kind, path, module_name, n_steps, batch, inputs, out):
+    np.savez(out.with_suffix(".in.npz"), **inputs)
+    script = BLOCKER.format(blocked=BLOCKS[kind] + [module_name], root=str(ROOT))
+    script += f"PATH = {str(path)!r}\n"
+    script += textwrap.dedent(LOADERS[kind]).format()
+    script += textwrap.dedent(
+        f"""
+        inputs = dict(np.load({str(out.with_suffix(".in.npz"))!r}))
+        outputs = call({n_steps}, {batch}, inputs)
+        assert not any(m.split(".")[0] in BLOCKED for m in sys.modules)
+        np.savez({str(out)!r}, **outputs)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return dict(np.load(out))
+
+
+def channel_inputs(module, batch):
+    t = module.DT * np.arange(1, N_STEPS + 1)
+    phases = np.arange(batch)[:, None]
+    return {"stimulus": np.sin(2 * np.pi * t + phases)[..., None].astype(np.float32)}
+
+
+def export_model():
+    """A spiking LIF model with recurrence, an input node, and probes of
+    different shapes (one with sample_every)."""
+    import nengo
+
+    with nengo.Network(seed=5, label="export") as net:
+        stimulus = nengo.Node(lambda t: np.sin(2 * np.pi * t), label="stimulus")
+        ens = nengo.Ensemble(60, 2, label="ens")
+        nengo.Connection(stimulus, ens[0])
+        nengo.Connection(ens, ens, transform=[[0.9, 0.1], [-0.1, 0.9]], synapse=0.05)
+        nengo.Probe(ens, synapse=0.02, label="value")
+        nengo.Probe(ens.neurons, label="spikes")
+        nengo.Probe(ens.neurons, "voltage", label="voltage")
+        nengo.Probe(ens, "scaled_encoders", label="encoders")
+        nengo.Probe(ens, synapse=0.01, sample_every=0.005, label="sampled")
+    return net
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The model compiled once; SavedModel and ONNX exported once (dynamic
+    batch), TFLite once per batch size (static batch)."""
+    folder = tmp_path_factory.mktemp("export")
+    _, module = compile_and_load(export_model(), folder, dtype="float32")
+    model = module.Model()
+    model.export_saved_model(folder / "sm")
+    model.export_onnx(folder / "model.onnx")
+    paths = {"saved_model": folder / "sm", "onnx": folder / "model.onnx"}
+
+    def get(kind, batch):
+        if kind == "tflite":
+            path = folder / f"model{batch}.tflite"
+            if not path.exists():
+                model.export_tflite(path, batch_size=batch)
+            return module, model, path
+        return module, model, paths[kind]
+
+    return get
+
+
+@pytest.mark.parametrize("kind", ["saved_model", "tflite", "onnx"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_artifact_matches_module(exported, kind, batch, tmp_path):
+    module, model, path = exported(kind, batch)
+    inputs = channel_inputs(module, batch)
+    expected = model.run(N_STEPS, inputs=inputs, batch_size=batch)
+    got = run_artifact(kind, path, module.__name__, N_STEPS, batch, inputs, tmp_path / "out.npz")
+    assert sorted(got) == sorted(f"probe_{name}" for name in module.PROBES)
+    for probe, want in expected.items():
+        value = got[f"probe_{probe}"]
+        assert value.shape == want.shape, probe
+        if kind == "saved_model":
+            np.testing.assert_array_equal(value, want, err_msg=probe)
+        else:
+            total, want_total = value.sum(axis=1), want.sum(axis=1)
+            scale = max(1.0, float(np.abs(want_total).max()))
+            np.testing.assert_allclose(total, want_total, atol=ATOL_SUM * scale, err_msg=probe)
+
+
+def test_saved_model_step_signature_streams(exported):
+    import tensorflow as tf
+
+    module, model, path = exported("saved_model", 2)
+    loaded = tf.saved_model.load(str(path))
+    step = loaded.signatures["step"]
+    inputs = {k: v[:, :10] for k, v in channel_inputs(module, 2).items()}
+    expected = model.run(10, inputs=inputs)
+    state = {f"state_{k}": v for k, v in model.initial_state(2).items()}
+    for i in range(10):
+        outputs = step(**state, input_stimulus=tf.constant(inputs["stimulus"][:, i]))
+        assert not set(outputs) & set(state)
+        state = {k.removeprefix("next_"): v for k, v in outputs.items() if k.startswith("next_")}
+        for name in module.PROBES:
+            if name not in module.PROBE_PERIODS:  # `step` returns every step
+                want = expected[name][:, i]
+                np.testing.assert_array_equal(outputs[f"probe_{name}"].numpy(), want)
+
+
+def test_jit_saved_model_survives_reload(tmp_path):
+    import tensorflow as tf
+
+    _, module = compile_and_load(CORPUS["integrator"](), tmp_path, dtype="float32")
+    model = module.Model()
+    model.export_saved_model(tmp_path / "sm", jit_compile=True)
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
+    got = loaded.signatures["run"](n_steps=tf.constant(50), batch_size=tf.constant(2))
+    expected = model.run(50, batch_size=2)
+    for name in module.PROBES:
+        np.testing.assert_allclose(got[f"probe_{name}"].numpy(), expected[name], atol=1e-4)
+
+
+MODEL_WITH_HOOK = """
+import nengo
+model = nengo.Network(seed=1)
+with model:
+    stim = nengo.Node(lambda t: t)
+    square = nengo.Node(lambda t, x: x * x, size_in=1, label="square")
+    nengo.Connection(stim, square)
+    nengo.Probe(square)
+"""
+
+
+def test_export_refuses_python_hooks_and_writes_nothing(tmp_path, capsys):
+    model = tmp_path / "model.py"
+    model.write_text(MODEL_WITH_HOOK)
+    code = main(
+        [str(model), "-o", str(tmp_path / "m_tf.py"), "--saved-model", str(tmp_path / "sm")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cannot export" in err and "'square'" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py"]
+
+
+def test_missing_extra_is_named(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "tf2onnx" else real(name, *a)
+    )
+    code = main(
+        [str(ROOT / "examples" / "communication_channel.py"), "--onnx", str(tmp_path / "m.onnx")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "nengo-compile[onnx]" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_exports_all_formats(tmp_path, capsys):
+    code = main(
+        [
+            str(ROOT / "examples" / "communication_channel.py"),
+            "--saved-model",
+            str(tmp_path / "sm"),
+            "--tflite",
+            str(tmp_path / "m.tflite"),
+            "--onnx",
+            str(tmp_path / "m.onnx"),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["m.onnx", "m.step.onnx", "m.tflite", "sm"]
+    assert (tmp_path / "sm" / "saved_model.pb").is_file()
