@@ -1,8 +1,8 @@
 """Stage 5, lower: merged groups become Nengo-free IR (`ir.Program`).
 
 Each group is lowered by its op kind (registries in `kinds`, `neurons`, `conv`,
-`synapses`, `learning`); probes and hooks are named here, and the state blocks get their
-initial values.
+`synapses`, `learning`, `processes`); probes and hooks are named here, and the state blocks
+get their initial values.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ import nengo
 import numpy as np
 
 from ..names import Namespace
-from . import conv, ir, learning, neuron_stubs, neurons, synapses  # noqa: F401  (register)
+from . import (  # noqa: F401  (register their kinds)
+    conv,
+    ir,
+    learning,
+    neuron_stubs,
+    neurons,
+    processes,
+    synapses,
+)
 from .kinds import KINDS, LowerContext, Params
 
 
