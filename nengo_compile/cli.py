@@ -6,10 +6,12 @@ import argparse
 import logging
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from . import __version__
 from .errors import CompileError
+from .lower import TranslationWarning
 from .pipeline import DTYPES, compile_file
 
 EXIT_ERROR = 2  # the user's input is at fault
@@ -52,7 +54,16 @@ def parser() -> argparse.ArgumentParser:
         help="floating-point precision of the module (default float32)",
     )
     p.add_argument(
-        "--report", action="store_true", help="print plan statistics and the model's hooks"
+        "--no-translate",
+        dest="translate",
+        action="store_false",
+        help="keep every Node and connection function a Python hook (do not translate "
+        "them to TensorFlow); for debugging",
+    )
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="print plan statistics, the translated functions and the model's hooks",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log each stage and its time")
     p.add_argument("--version", action="version", version=f"nengo-compile {__version__}")
@@ -67,14 +78,22 @@ def main(argv=None) -> int:
     )
     output = args.output or f"{Path(args.model).stem}_tf.py"
     try:
-        compiled = compile_file(
-            args.model,
-            output,
-            network=args.network,
-            dt=args.dt,
-            seed=args.seed,
-            dtype=args.dtype,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TranslationWarning)
+            compiled = compile_file(
+                args.model,
+                output,
+                network=args.network,
+                dt=args.dt,
+                seed=args.seed,
+                dtype=args.dtype,
+                translate=args.translate,
+            )
+        for w in caught:  # one line per function that stays Python
+            if issubclass(w.category, TranslationWarning):
+                print(f"nengo-compile: warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     except CompileError as exc:
         print(f"nengo-compile: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -101,10 +120,15 @@ def report(compiled) -> str:
     lines += [f"  {line}" for line in compiled.stats.lines()]
     lines.append(f"probes ({len(program.probes)}):")
     lines += [f"  {p.name} {list(p.shape)} <- {p.target}" for p in program.probes]
+    translated = [g for g in program.groups if g.template == "node_tf.py.j2"]
+    lines.append(f"translated to TensorFlow ({len(translated)}):")
+    lines += [f"  {g.title}: {g.values['source']}" for g in translated]
     lines.append(f"hooks ({len(program.hooks)}):")
     for h in program.hooks:
         how = "input or node_functions" if h.is_input else "node_functions"
         lines.append(f"  {h.name} ({h.label!r}, {h.source}): served by {how}")
+        if h.reason:
+            lines.append(f"    not translated: {h.reason}")
     lines.append("stage times: " + ", ".join(f"{k} {v:.3f}s" for k, v in compiled.timings.items()))
     return "\n".join(lines)
 

@@ -22,6 +22,7 @@ from .lower import ir, lower
 from .lower.kinds import LowerContext
 from .plan import PlanStats, plan
 from .render import render
+from .translate import Translator
 from .write import output_paths, write
 
 logger = logging.getLogger("nengo_compile")
@@ -49,8 +50,14 @@ def compile_network(
     module_name: str = "model_tf",
     source_name: str = "<network>",
     network_name: str = "",
+    translate: bool = True,
 ) -> Compiled:
-    """Compile a network into the source and parameters of a TF module."""
+    """Compile a network into the source and parameters of a TF module.
+
+    With ``translate``, Node and connection functions become TensorFlow
+    operations where `nengo_compile.translate` can translate them; the rest
+    stay Python hooks (with a `TranslationWarning` each).
+    """
     if dtype not in DTYPES:
         raise CompileError(f"dtype must be one of {', '.join(DTYPES)} (got {dtype!r})")
     timings = {}
@@ -59,7 +66,11 @@ def compile_network(
     with _stage("analyse", timings):
         analysis = analyse(built.operators, built.dt)
     with _stage("plan", timings):
-        ctx = LowerContext(dt=built.dt, dtype=dtype, is_const=analysis.is_const)
+        functions = [getattr(op, "fn", None) for op in built.operators]
+        translator = Translator(translate, [fn for fn in functions if fn is not None])
+        ctx = LowerContext(
+            dt=built.dt, dtype=dtype, is_const=analysis.is_const, translator=translator
+        )
         planned = plan(
             analysis,
             ctx,
@@ -68,7 +79,7 @@ def compile_network(
         )
     with _stage("lower", timings):
         header = _header(source_name, network_name or network.label or "", planned.stats)
-        program = lower(built, analysis, planned, dtype, header)
+        program = lower(built, analysis, planned, dtype, header, translator)
     with _stage("render", timings):
         source = render(program, module_name, f"{module_name}.npz")
     return Compiled(program, source, dict(program.params), planned.stats, timings)
@@ -82,6 +93,7 @@ def compile_file(
     dt: float = 0.001,
     seed: int | None = None,
     dtype: str = "float32",
+    translate: bool = True,
 ) -> Compiled:
     """load -> build -> analyse -> plan -> lower -> render -> write."""
     module_path, params_path = output_paths(output)
@@ -96,6 +108,7 @@ def compile_file(
         module_name=module_path.stem,
         source_name=Path(model_file).name,
         network_name=loaded.name,
+        translate=translate,
     )
     timings.update(compiled.timings)
     with _stage("write", timings):
