@@ -65,6 +65,11 @@ def gate(t, x):
     return -x[1]
 
 
+def unpack(t, x):
+    a, b = x
+    return a * b / len(x)
+
+
 def stats(t, x):
     return np.sum(x), np.mean(x), np.linalg.norm(x), np.max(x), x.min()
 
@@ -113,6 +118,10 @@ def time_forms():
         "ramp": ramp,
         "floordiv": lambda t: [t // 0.1, t % 0.25, (t * 1000) // 7],
         "lookup": lambda t: LEVELS[int(t / 0.25) % 4],
+        "period": lambda t: [0, 0, 1, 0][int(t / 0.05) % 4],  # 0.15 / 0.05 < 3
+        "bool": lambda t: t >= 0.5,
+        "int_branches": lambda t: 0 if t < 0.4 else 1,
+        "square_wave": lambda t: 1 if (t % 0.2) < 0.1 else -1,
         "round": lambda t: [np.round(t * 10) / 10, np.floor(t * 3), np.ceil(t * 3)],
         "closure_array": lambda t: np.sin(FREQS * t) * np.clip(t, 0.1, 0.5),
         "helper": lambda t: helper(t - 0.5) + helper(t, scale=4.0),
@@ -128,6 +137,9 @@ def time_forms():
         for name, fn in forms.items():
             node = nengo.Node(fn, label=name)
             nengo.Probe(node, label=name)
+        for i in range(2):  # one lambda, two defaults
+            nengo.Probe(nengo.Node(lambda t, i=i: np.sin(t + i), label=f"default{i}"))
+        nengo.Probe(nengo.Node(lambda t: np.sin(t), size_out=3, label="broadcast"))
     return net
 
 
@@ -144,6 +156,9 @@ def input_forms():
             "matrix": lambda t, x: W @ x,
             "dot": lambda t, x: np.dot(x, x) + x.dot([1.0, -1.0]),
             "gate": gate,
+            "unpack": unpack,
+            "clip": lambda t, x: np.clip(x, -0.5, 0.5),
+            "sum": lambda t, x: x.sum() * np.ones(2),
             "stats": stats,
             "abs_sign": lambda t, x: np.abs(x) * np.sign(x[0]),
             "ifexp_x": lambda t, x: x if x[0] > 0 else -x,
@@ -310,9 +325,11 @@ def test_shared_state_object_stays_python():
         for i in range(2):
             node = nengo.Node(delay.step, size_in=1, size_out=1, label=f"d{i}")
             nengo.Connection(stim, node)
+        nengo.Node(np.sin)  # no state: sharing np.sin is harmless
+        nengo.Node(np.sin)
     compiled, messages = _compile_warnings(net)
-    assert len(compiled.program.hooks) == 2
-    assert all("state several nodes share" in m for m in messages)
+    assert sorted(h.name for h in compiled.program.hooks) == ["d0", "d1"]
+    assert len(messages) == 2 and all("state several nodes share" in m for m in messages)
 
 
 def test_no_translate_option_keeps_hooks(tmp_path):

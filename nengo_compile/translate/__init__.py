@@ -28,7 +28,7 @@ import numpy as np
 
 from . import emit, library, source
 from . import expr as E
-from .convert import Converter, Function, Result, SelfRef
+from .convert import Converter, Function, Result
 from .expr import Untranslatable
 
 __all__ = ["Translated", "NotTranslated", "Translator", "Untranslatable", "translate"]
@@ -113,7 +113,7 @@ def translate(fn, *, takes_t: bool, x_shape=None, x_value=None, size_out: int) -
     try:
         result: Result = conv.call_function(func, args, {}, state, finish=finish)
     except Untranslatable as exc:
-        exc.filename = getattr(exc, "filename", None) or func.filename
+        exc.filename = exc.filename or func.filename
         raise
     where = source.location(func.filename, func.node.lineno)
     text = f"{where}: {source.source_line(func.filename, func.node)}"
@@ -248,9 +248,9 @@ class Translator:
         self.results = {}
         self.signals = {}  # (op, attr) -> state signal (made by the op kind)
         owners = {}
-        for fn in functions:  # objects whose state several nodes share
-            obj = getattr(fn, "__self__", fn if not isinstance(fn, types.FunctionType) else None)
-            if obj is not None and not isinstance(obj, types.ModuleType | type):
+        for fn in functions:  # objects whose state several nodes may share
+            obj = _owner(fn)
+            if obj is not None:
                 owners[id(obj)] = owners.get(id(obj), 0) + 1
         self.shared = {key for key, n in owners.items() if n > 1}
 
@@ -263,21 +263,24 @@ class Translator:
     def _translate(self, fn, call):
         if not self.enabled:
             return NotTranslated("translation is off (--no-translate)")
-        obj = getattr(fn, "__self__", fn if not isinstance(fn, types.FunctionType) else None)
         try:
-            if obj is not None and id(obj) in self.shared:
-                raise Untranslatable("an object whose state several nodes share")
             tr = translate(fn, **call)
-            if tr.state and obj is None:
-                raise Untranslatable("state outside an object")
+            if tr.state and id(_owner(fn)) in self.shared:
+                raise Untranslatable("an object whose state several nodes share")
             return tr
         except Untranslatable as exc:
-            filename = getattr(exc, "filename", None)
-            where = f" ({source.location(filename, exc.line)})" if filename else ""
+            where = f" ({source.location(exc.filename, exc.line)})" if exc.filename else ""
             return NotTranslated(f"{exc.construct}{where}")
         except RecursionError:
             return NotTranslated("a function too deeply nested to translate")
 
 
-# re-exported for the op kind
-SelfRef = SelfRef
+def _owner(fn):
+    """The object whose attributes a callable may keep state in, if any."""
+    if isinstance(fn, types.MethodType):
+        return None if isinstance(fn.__self__, type) else fn.__self__
+    if isinstance(fn, types.FunctionType):
+        return None
+    if isinstance(inspect.getattr_static(type(fn), "__call__", None), types.FunctionType):
+        return fn
+    return None

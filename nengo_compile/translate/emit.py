@@ -139,6 +139,16 @@ class Emitter:
             self.names[key] = (f'p["{name}"]', v)
         return self.names[key][0]
 
+    def _divisor(self, c: E.Const) -> str:
+        """A constant divisor, as a parameter: given a literal, Grappler and XLA
+        rewrite ``x / c`` as ``x * (1 / c)``, which is not always ``x / c``
+        (``0.15 / 0.05`` is 2.9999999999999996; ``0.15 * 20.0`` is 3.0)."""
+        key = ("divisor", float(c.array))
+        if key not in self.names:
+            name = self.params.add(self.prefix, np.reshape(c.array, (1,)), dtype=np.float64)
+            self.names[key] = (f'p["{name}"][0]', c)
+        return self.names[key][0]
+
     def _index_param(self, positions) -> str:
         positions = np.asarray(positions, dtype=np.int64)
         if positions.size <= 8:
@@ -186,6 +196,9 @@ class Emitter:
             return f"tf.cast({self.ref(a)}, {TF_DTYPES[attrs[0]]})"
         if op in INFIX:
             left, right = (self.padded(a, rank) for a in args)
+            if op == "truediv" and isinstance(args[1], E.Const) and args[1].shape == ():
+                if abs(np.frexp(float(args[1].array))[0]) != 0.5:  # 1 / c is inexact
+                    right = self._divisor(args[1])
             return f"{left} {INFIX[op]} {right}"
         if op in COMPOSED:
             return COMPOSED[op].format(self.ref(args[0]))
