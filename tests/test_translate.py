@@ -10,6 +10,7 @@ its file:line.
 from __future__ import annotations
 
 import math
+import random
 import shutil
 import subprocess
 import warnings
@@ -31,6 +32,7 @@ GAIN = 0.75
 FREQS = np.array([1.0, 2.0, 3.0])
 W = np.array([[0.5, -1.0], [2.0, 0.25], [1.0, 1.0]])
 LEVELS = [0.0, 0.5, -0.5, 1.0]
+SETTINGS = {"freq": 3.0, "phase": 0.25}
 
 
 def helper(v, scale=2.0):
@@ -132,6 +134,10 @@ def time_forms():
         "math": lambda t: math.sqrt(t) + math.atan2(t, 1.0) + math.pi,
         "int_index": lambda t: FREQS[int(t * 10) % 3],
         "constant": lambda t: [1.0, 2.0],
+        "dict": lambda t: np.sin(SETTINGS["freq"] * t + SETTINGS["phase"]),
+        "zip": lambda t: [i * a * t + b for i, (a, b) in enumerate(zip(FREQS, LEVELS))],
+        "arrays": lambda t: np.hstack([np.full(2, t), np.outer([1, 2], [t, 1]).ravel()]),
+        "stack": lambda t: np.stack([FREQS * t, np.zeros(3)]).sum(axis=0) / 3,
     }
     with nengo.Network(seed=21, label="time forms") as net:
         for name, fn in forms.items():
@@ -158,6 +164,7 @@ def input_forms():
             "gate": gate,
             "unpack": unpack,
             "clip": lambda t, x: np.clip(x, -0.5, 0.5),
+            "computed_index": lambda t, x: x[int(t * 10) % 2] + x[(x[0] > 0) * 1],
             "sum": lambda t, x: x.sum() * np.ones(2),
             "stats": stats,
             "abs_sign": lambda t, x: np.abs(x) * np.sign(x[0]),
@@ -176,6 +183,8 @@ def input_forms():
         nengo.Connection(direct, out[0], function=lambda x: x[0] * x[1])
         nengo.Connection(direct, out[1:], function=np.square)
         nengo.Connection(stim, out[0], function=lambda x: np.exp(-(x[0] ** 2)))
+        const = nengo.Node([0.5, -0.2])  # a constant input: the function folds
+        nengo.Connection(const, out[2], function=lambda x: x[0] * x[1] + 1, synapse=None)
         b = nengo.Ensemble(40, 1, label="b")
         nengo.Connection(out[0], b)
         nengo.Probe(out, label="out")
@@ -277,6 +286,7 @@ def records(t, x):
 UNTRANSLATABLE = {
     "prints": (lambda t: print(t) or t, "a call to print (input/output)"),
     "random": (lambda t: np.random.rand(), "numpy.random.rand (random numbers)"),
+    "pyrandom": (lambda t: random.random(), "random.random (random numbers)"),
     "library": (lambda t: shutil.disk_usage("/").free, "a call to shutil.disk_usage"),
     "opaque": (lambda t: OPAQUE.value(), "the object 'OPAQUE', a Opaque"),
     "loop": (uses_while, "a while statement"),

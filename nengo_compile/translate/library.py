@@ -441,9 +441,11 @@ IO = {"print", "open", "input", "write"}
 def describe(fn) -> str:
     """How a message names a function that cannot be translated."""
     name = _name(fn)
-    owner = type(getattr(fn, "__self__", None)).__name__
-    if owner in ("RandomState", "Generator"):
+    owner = type(getattr(fn, "__self__", None))
+    if owner.__name__ in ("RandomState", "Generator"):
         return f"numpy.random.{getattr(fn, '__name__', '?')} (random numbers)"
+    if owner.__module__ == "random":  # random.random is a method of a hidden Random
+        return f"random.{getattr(fn, '__name__', '?')} (random numbers)"
     module = getattr(fn, "__module__", "") or ""
     if module.startswith(RANDOM) or module == "random" or "Generator" in name:
         return f"{name} (random numbers)"
