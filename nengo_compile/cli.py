@@ -7,11 +7,13 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from . import __version__
 from .errors import CompileError
 from .export import ExportOptions
+from .lower import TranslationWarning
 from .pipeline import DTYPES, compile_file
 
 EXIT_ERROR = 2  # the user's input is at fault
@@ -54,9 +56,16 @@ def parser() -> argparse.ArgumentParser:
         help="floating-point precision of the module (default float32)",
     )
     p.add_argument(
+        "--no-translate",
+        dest="translate",
+        action="store_false",
+        help="keep every Node and connection function a Python hook (do not translate "
+        "them to TensorFlow); for debugging",
+    )
+    p.add_argument(
         "--report",
         action="store_true",
-        help="print plan statistics, the model's hooks and its neuron stubs",
+        help="print plan statistics, translated functions, hooks and neuron stubs",
     )
     export = p.add_argument_group(
         "export", "artifacts that run without Nengo or the generated module"
@@ -97,15 +106,23 @@ def main(argv=None) -> int:
     if output is None and not exports.any:
         output = f"{Path(args.model).stem}_tf.py"
     try:
-        compiled = compile_file(
-            args.model,
-            output,
-            network=args.network,
-            dt=args.dt,
-            seed=args.seed,
-            dtype=args.dtype,
-            exports=exports,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TranslationWarning)
+            compiled = compile_file(
+                args.model,
+                output,
+                network=args.network,
+                dt=args.dt,
+                seed=args.seed,
+                dtype=args.dtype,
+                translate=args.translate,
+                exports=exports,
+            )
+        for w in caught:  # one line per function that stays Python
+            if issubclass(w.category, TranslationWarning):
+                print(f"nengo-compile: warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     except CompileError as exc:
         print(f"nengo-compile: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -137,10 +154,15 @@ def report(compiled) -> str:
     lines += [f"  {line}" for line in compiled.stats.lines()]
     lines.append(f"probes ({len(program.probes)}):")
     lines += [f"  {p.name} {list(p.shape)} <- {p.target}" for p in program.probes]
+    translated = [g for g in program.groups if g.template == "node_tf.py.j2"]
+    lines.append(f"translated to TensorFlow ({len(translated)}):")
+    lines += [f"  {g.title}: {g.values['source']}" for g in translated]
     lines.append(f"hooks ({len(program.hooks)}):")
     for h in program.hooks:
         how = "input or node_functions" if h.is_input else "node_functions"
         lines.append(f"  {h.name} ({h.label!r}, {h.source}): served by {how}")
+        if h.reason:
+            lines.append(f"    not translated: {h.reason}")
     lines.append(f"stubs ({len({s.type_name for s in program.stubs})}):")
     reported = set()
     for s in program.stubs:

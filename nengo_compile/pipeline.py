@@ -23,6 +23,7 @@ from .lower import ir, lower
 from .lower.kinds import LowerContext
 from .plan import PlanStats, plan
 from .render import render
+from .translate import Translator
 from .write import output_paths, write
 
 logger = logging.getLogger("nengo_compile")
@@ -50,8 +51,14 @@ def compile_network(
     module_name: str = "model_tf",
     source_name: str = "<network>",
     network_name: str = "",
+    translate: bool = True,
 ) -> Compiled:
-    """Compile a network into the source and parameters of a TF module."""
+    """Compile a network into the source and parameters of a TF module.
+
+    With ``translate``, Node and connection functions become TensorFlow
+    operations where `nengo_compile.translate` can translate them; the rest
+    stay Python hooks (with a `TranslationWarning` each).
+    """
     if dtype not in DTYPES:
         raise CompileError(f"dtype must be one of {', '.join(DTYPES)} (got {dtype!r})")
     timings = {}
@@ -60,7 +67,11 @@ def compile_network(
     with _stage("analyse", timings):
         analysis = analyse(built.operators, built.dt)
     with _stage("plan", timings):
-        ctx = LowerContext(dt=built.dt, dtype=dtype, is_const=analysis.is_const)
+        functions = [getattr(op, "fn", None) for op in built.operators]
+        translator = Translator(translate, [fn for fn in functions if fn is not None])
+        ctx = LowerContext(
+            dt=built.dt, dtype=dtype, is_const=analysis.is_const, translator=translator
+        )
         planned = plan(
             analysis,
             ctx,
@@ -69,7 +80,7 @@ def compile_network(
         )
     with _stage("lower", timings):
         header = _header(source_name, network_name or network.label or "", planned.stats)
-        program = lower(built, analysis, planned, dtype, header)
+        program = lower(built, analysis, planned, dtype, header, translator)
     with _stage("render", timings):
         source = render(program, module_name, f"{module_name}.npz")
     return Compiled(program, source, dict(program.params), planned.stats, timings)
@@ -83,6 +94,7 @@ def compile_file(
     dt: float = 0.001,
     seed: int | None = None,
     dtype: str = "float32",
+    translate: bool = True,
     exports: ExportOptions | None = None,
 ) -> Compiled:
     """load -> build -> analyse -> plan -> lower -> render -> [export] -> write.
@@ -105,6 +117,7 @@ def compile_file(
         module_name=module_path.stem,
         source_name=Path(model_file).name,
         network_name=loaded.name,
+        translate=translate,
     )
     timings.update(compiled.timings)
     staged = Staged()

@@ -178,7 +178,7 @@ def test_hostile_labels_are_data(tmp_path, capsys, monkeypatch):
     text = f"LABELS = {HOSTILE!r}\n" + "\n".join(lines) + "\n"
     model = write_model(tmp_path, text)
     out = tmp_path / "hostile_tf.py"
-    code, _, err = run_cli(capsys, model, "-o", out)
+    code, _, err = run_cli(capsys, model, "-o", out, "--no-translate")  # keep the hook
     assert code == 0, err
     source = out.read_text()
     compile(source, str(out), "exec")

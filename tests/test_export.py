@@ -131,7 +131,7 @@ def exported(tmp_path_factory):
     """The model compiled once; SavedModel and ONNX exported once (dynamic
     batch), TFLite once per batch size (static batch)."""
     folder = tmp_path_factory.mktemp("export")
-    _, module = compile_and_load(export_model(), folder, dtype="float32")
+    _, module = compile_and_load(export_model(), folder, dtype="float32", translate=False)
     model = module.Model()
     model.export_saved_model(folder / "sm")
     model.export_onnx(folder / "model.onnx")
@@ -253,3 +253,36 @@ def test_cli_exports_all_formats(tmp_path, capsys):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["m.onnx", "m.step.onnx", "m.tflite", "sm"]
     assert (tmp_path / "sm" / "saved_model.pb").is_file()
+
+
+def test_translated_nodes_export_to_every_format(tmp_path):
+    """Translated node functions run in float64 in TF and in float32 in the
+    portable formats (TFLite has no float64 kernels); no signature input."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    _, module = compile_and_load(export_model(), tmp_path, dtype="float32")
+    assert module.HOOKS == {} and "stimulus" in module.INPUTS  # feedable, not required
+    model = module.Model()
+    expected = model.run(N_STEPS)
+    model.export_tflite(tmp_path / "m.tflite")
+    runner = Interpreter(model_path=str(tmp_path / "m.tflite")).get_signature_runner("run")
+    got = runner(n_steps=np.array(N_STEPS, np.int32))
+    for name, want in expected.items():
+        total, want_total = got[f"probe_{name}"].sum(axis=1), want.sum(axis=1)
+        scale = max(1.0, float(np.abs(want_total).max()))
+        np.testing.assert_allclose(total, want_total, atol=ATOL_SUM * scale, err_msg=name)
+
+
+def test_random_processes_refuse_portable_exports(tmp_path):
+    import nengo
+
+    with nengo.Network(seed=3) as net:
+        noise = nengo.Node(nengo.processes.WhiteNoise(), size_out=1, label="noise")
+        nengo.Probe(noise)
+    _, module = compile_and_load(net, tmp_path, dtype="float32")
+    model = module.Model()
+    model.export_saved_model(tmp_path / "sm")  # TensorFlow has the generators
+    for export, path in ((model.export_tflite, "m.tflite"), (model.export_onnx, "m.onnx")):
+        with pytest.raises(ValueError, match="random number generation"):
+            export(tmp_path / path)
+        assert not (tmp_path / path).exists()

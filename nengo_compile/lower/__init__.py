@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,7 +29,11 @@ from . import (  # noqa: F401  (register their kinds)
 from .kinds import KINDS, LowerContext, Params
 
 
-def lower(built, analysis, plan, dtype: str, header: dict) -> ir.Program:
+class TranslationWarning(UserWarning):
+    """A Node or connection function that stays Python (a hook)."""
+
+
+def lower(built, analysis, plan, dtype: str, header: dict, translator=None) -> ir.Program:
     params = Params(dtype)
     for name, array in plan.index_params.items():
         params.arrays[name] = array
@@ -40,6 +45,7 @@ def lower(built, analysis, plan, dtype: str, header: dict) -> ir.Program:
         is_const=analysis.is_const,
         names=describe.op,
         hooks=hooks,
+        translator=translator,
     )
     groups = []
     for index, group in enumerate(plan.groups):
@@ -47,7 +53,20 @@ def lower(built, analysis, plan, dtype: str, header: dict) -> ir.Program:
         groups.append(lowered)
         if group.kind == "pyfunc":
             op = group.ops[0]
-            hooks[op] = replace(hooks[op], index=index)
+            if lowered.template == KINDS["pyfunc"].template:
+                hooks[op] = replace(hooks[op], index=index, reason=lowered.values["reason"])
+            else:  # translated: no Python left, but a source node stays an input
+                hooks[op] = replace(hooks[op], index=index, translated=True)
+    if translator is not None and translator.enabled:
+        for hook in sorted(hooks.values(), key=lambda h: h.index):
+            if hook.translated:
+                continue
+            warnings.warn(
+                f"{hook.name!r} ({hook.source}) stays a Python hook; "
+                f"cannot translate {hook.reason}",
+                TranslationWarning,
+                stacklevel=2,
+            )
     groups, stubs = neuron_stubs.name_stubs(groups)
 
     blocks = []

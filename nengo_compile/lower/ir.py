@@ -115,6 +115,8 @@ class Hook:
     size_out: int
     takes_t: bool
     is_input: bool  # no input signal and an output: can be fed via `inputs`
+    reason: str = ""  # why it was not translated to TensorFlow
+    translated: bool = False  # runs as TensorFlow; as an input, feeding it is optional
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ class LowerContext:
     is_const: object  # callable: Signal -> bool
     names: object = None  # callable: op -> short description
     hooks: object = None  # SimPyFunc op -> ir.Hook
+    translator: object = None  # nengo_compile.translate.Translator (None: no translation)
 
 
 class Params:
@@ -400,24 +401,85 @@ class MatMulKind(OpKind):
 
 @register
 class PyFuncKind(OpKind):
-    """SimPyFunc: a Python callable, kept as a named hook."""
+    """SimPyFunc: a Python callable, translated into TF operations when
+    `nengo_compile.translate` can, else kept as a named hook.
+
+    A translated function reads its input ``x`` (if it uses it) and the state
+    of its object (attributes it assigns, as their own signals), and sets its
+    output and that state.
+    """
 
     name = "pyfunc"
     template = "pyfunc.py.j2"
     rank = 4
 
+    def translation(self, op, ctx):
+        """The `Translated` function, or None (with the reason) if it stays a hook."""
+        if ctx.translator is None:
+            return None, ""
+        x_value = None
+        if op.x is not None and ctx.is_const(op.x):
+            x_value = const_values(op.x)
+        result = ctx.translator.get(
+            op,
+            op.fn,
+            takes_t=op.t is not None,
+            x_shape=None if op.x is None else op.x.shape,
+            x_value=x_value,
+            size_out=0 if op.output is None else op.output.size,
+        )
+        if hasattr(result, "reason"):
+            return None, result.reason
+        return result, ""
+
+    def _state_signal(self, op, var, ctx):
+        from nengo.builder.signal import Signal
+
+        key = (op, var.attr)
+        if key not in ctx.translator.signals:
+            ctx.translator.signals[key] = Signal(var.initial, name=f"node state self.{var.attr}")
+        return ctx.translator.signals[key]
+
     def accesses(self, ops, ctx):
         (op,) = ops
+        translated, _ = self.translation(op, ctx)
         requests = []
         if op.output is not None:
             requests.append(AccessRequest("output", "set", (seg(op.output),)))
-        if op.x is not None and not ctx.is_const(op.x):
+        reads_x = translated is None or translated.uses_x
+        if op.x is not None and not ctx.is_const(op.x) and reads_x:
             requests.append(AccessRequest("x", "read", (seg(op.x),)))
+        for k, var in enumerate(translated.state if translated else ()):
+            segments = (seg(self._state_signal(op, var, ctx)),)
+            requests.append(AccessRequest(f"state{k}", "read", segments))
+            requests.append(AccessRequest(f"state{k}_new", "set", segments))
         return requests
 
     def lower(self, index, ops, acc, params, ctx):
         (op,) = ops
         hook = ctx.hooks[op]
+        translated, reason = self.translation(op, ctx)
+        reads = {k: v.access for k, v in acc.items() if v.access.mode == "read"}
+        writes = {k: v.access for k, v in acc.items() if v.access.mode != "read"}
+        if translated is not None:
+            from ..translate import emit_translation
+
+            emitted = emit_translation(translated, params, "fn", op.output.size)
+            return ir.Group(
+                index,
+                self.name,
+                "node_tf.py.j2",
+                f"{hook.name!r} translated to TensorFlow",
+                (ctx.names(op),),
+                reads=reads,
+                writes={k.replace("_new", ""): v for k, v in writes.items()},
+                values={
+                    "lines": emitted.lines,
+                    "source": translated.source,
+                    "state": emitted.state,
+                    "hook": hook,
+                },
+            )
         consts = {}
         if op.x is not None and "x" not in acc:
             consts["x"] = ir.Const(param=params.add("hook_x", const_values(op.x).reshape(-1)))
@@ -427,8 +489,8 @@ class PyFuncKind(OpKind):
             self.template,
             f"hook {hook.name!r}",
             (ctx.names(op),),
-            reads={k: v.access for k, v in acc.items() if v.access.mode == "read"},
-            writes={k: v.access for k, v in acc.items() if v.access.mode != "read"},
+            reads=reads,
+            writes=writes,
             consts=consts,
-            values={"hook": hook},
+            values={"hook": hook, "reason": reason},
         )

@@ -118,6 +118,10 @@ def environment() -> jinja2.Environment:
     return env
 
 
+#: generated code that draws random numbers (not portable to TFLite or ONNX)
+RANDOM_OPS = ("tf.random.", "tf.raw_ops.StatelessRandom")
+
+
 def _tidy(body: str) -> str:
     """A group's body without blank lines or trailing spaces."""
     return "\n".join(line.rstrip() for line in body.splitlines() if line.strip())
@@ -130,9 +134,15 @@ def render(program: ir.Program, module_name: str, params_file: str) -> str:
         _tidy(env.get_template(f"ops/{group.template}").render(g=group, program=program))
         for group in program.groups
     ]
+    random_groups = [
+        f"group {group.index}: {group.title}"
+        for group, body in zip(program.groups, bodies)
+        if any(marker in body for marker in RANDOM_OPS)
+    ]
     return env.get_template("module.py.j2").render(
         program=program,
         bodies=bodies,
+        random_groups=random_groups,
         module_name=module_name,
         params_file=params_file,
         block_names=[b.name for b in program.blocks],
