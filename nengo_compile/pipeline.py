@@ -6,7 +6,7 @@ import logging
 import platform
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -38,6 +38,8 @@ class Compiled:
     params: dict
     stats: PlanStats
     timings: dict = field(default_factory=dict)  # stage -> seconds
+    model: nengo.builder.Model | None = None  # what Nengo's builder made
+    hook_functions: dict = field(default_factory=dict)  # hook name -> Python callable
 
 
 def compile_network(
@@ -49,13 +51,18 @@ def compile_network(
     module_name: str = "model_tf",
     source_name: str = "<network>",
     network_name: str = "",
+    model: nengo.builder.Model | None = None,
 ) -> Compiled:
-    """Compile a network into the source and parameters of a TF module."""
+    """Compile a network into the source and parameters of a TF module.
+
+    ``model`` is passed to the build stage as ``nengo.Simulator`` takes it: a
+    Model to build into or, with ``network=None``, one already built.
+    """
     if dtype not in DTYPES:
         raise CompileError(f"dtype must be one of {', '.join(DTYPES)} (got {dtype!r})")
     timings = {}
     with _stage("build", timings):
-        built = build(network, dt=dt, seed=seed)
+        built = build(network, dt=dt, seed=seed, model=model)
     with _stage("analyse", timings):
         analysis = analyse(built.operators, built.dt)
     with _stage("plan", timings):
@@ -67,11 +74,16 @@ def compile_network(
             special_bases=(built.model.step, built.model.time),
         )
     with _stage("lower", timings):
-        header = _header(source_name, network_name or network.label or "", planned.stats)
+        label = network_name or built.network.label or ""
+        header = _header(source_name, label, planned.stats)
         program = lower(built, analysis, planned, dtype, header)
     with _stage("render", timings):
         source = render(program, module_name, f"{module_name}.npz")
-    return Compiled(program, source, dict(program.params), planned.stats, timings)
+    # The callables behind the hooks, for whoever runs the module in this process
+    functions = {hook.name: planned.groups[hook.index].ops[0].fn for hook in program.hooks}
+    return Compiled(
+        program, source, dict(program.params), planned.stats, timings, built.model, functions
+    )
 
 
 def compile_file(
@@ -100,7 +112,7 @@ def compile_file(
     timings.update(compiled.timings)
     with _stage("write", timings):
         write(module_path, params_path, compiled.source, compiled.params)
-    return Compiled(compiled.program, compiled.source, compiled.params, compiled.stats, timings)
+    return replace(compiled, timings=timings)
 
 
 @contextmanager
