@@ -40,6 +40,7 @@ class Compiled:
     timings: dict = field(default_factory=dict)  # stage -> seconds
     model: nengo.builder.Model | None = None  # what Nengo's builder made
     hook_functions: dict = field(default_factory=dict)  # hook name -> Python callable
+    layout: tuple = ()  # plan.BlockLayout per state block: where each signal lives
 
 
 def compile_network(
@@ -82,7 +83,14 @@ def compile_network(
     # The callables behind the hooks, for whoever runs the module in this process
     functions = {hook.name: planned.groups[hook.index].ops[0].fn for hook in program.hooks}
     return Compiled(
-        program, source, dict(program.params), planned.stats, timings, built.model, functions
+        program,
+        source,
+        dict(program.params),
+        planned.stats,
+        timings,
+        built.model,
+        functions,
+        planned.blocks,
     )
 
 

@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from nengo.builder.signal import SignalDict
 from nengo.exceptions import (
     NengoException,
     ReadonlyError,
@@ -121,6 +122,7 @@ class Simulator:
                 raise
 
         self.model = compiled.model
+        self._layout = compiled.layout
         self._probe_names = dict(zip(self.model.probes, self._module.PROBES))
         self._hook_error = None
         functions = {
@@ -204,6 +206,34 @@ class Simulator:
     @dt.setter
     def dt(self, dummy):
         raise ReadonlyError(attr="dt", obj=self)
+
+    @property
+    def signals(self):
+        """The current value of every signal (a copy: writing to it changes nothing).
+
+        Built from the state blocks (where the plan laid each signal out) and,
+        for signals no operator changes, their initial values, each in the
+        signal's own dtype, as Nengo's ``SignalDict``.
+        """
+        if self.closed:
+            return None
+        signals = SignalDict()
+        for op in self.model.operators:
+            for sig in op.all_signals:
+                if sig not in signals:
+                    signals.init(sig)  # views share their base's memory
+        for layout in self._layout:
+            block = np.asarray(self._state[layout.name])[0]
+            start = 0
+            for base, index in layout.segments:
+                if base in signals and not base.readonly:
+                    flat = signals[base].reshape(-1)
+                    flat[index] = block[start : start + len(index)]
+                start += len(index)
+        for sig, value in ((self.model.step, self._n_steps), (self.model.time, self._time)):
+            if sig in signals:
+                signals[sig][...] = value
+        return signals
 
     @property
     def n_steps(self) -> int:

@@ -217,3 +217,21 @@ def test_registered_as_nengo_backend():
     (line,) = section.strip().splitlines()
     module, name = line.split("=")[1].strip().strip('"').split(":")
     assert getattr(sys.modules[module], name) is Simulator
+
+
+def test_signals_and_prebuilt_model_match_nengo():
+    """``signals`` holds every signal's current value; ``model=`` with no network
+    compiles a model Nengo built (here, the reference simulator's own)."""
+    net = _net()
+    with nengo.Simulator(net, progress_bar=False, optimize=False) as ref:
+        ref.run_steps(30)
+        expected = {sig: np.array(value) for sig, value in ref.signals.items()}
+        with Simulator(None, model=ref.model, progress_bar=False) as sim:
+            assert sim.model is ref.model
+            sim.run_steps(30)
+            signals = sim.signals
+    assert set(signals) == set(expected)
+    for sig, value in expected.items():
+        assert signals[sig].dtype == value.dtype, sig
+        assert np.allclose(signals[sig], value, atol=1e-9, rtol=0), sig
+    assert sim.signals is None  # closed
