@@ -151,6 +151,7 @@ class Simulator:
                 ResourceWarning,
                 stacklevel=2,
             )
+        if getattr(self, "_folder", None) is not None:
             self._cleanup()
 
     def __getstate__(self):
