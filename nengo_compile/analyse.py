@@ -28,9 +28,10 @@ from nengo.builder.operator import (
     TimeUpdate,
 )
 from nengo.builder.probe import SimProbe
+from nengo.exceptions import BuildError
 from nengo.utils.simulator import operator_dependency_graph
 
-from .errors import UnsupportedError
+from .errors import CompileError, UnsupportedError
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,11 @@ def dependency_graph(operators) -> nx.DiGraph:
     for op, successors in operator_dependency_graph(operators).items():
         graph.add_edges_from((op, succ) for succ in successors)
     if not nx.is_directed_acyclic_graph(graph):
-        cycle = nx.find_cycle(graph)
-        raise UnsupportedError(
-            [f"operator dependency cycle: {' -> '.join(str(a) for a, _ in cycle)}"]
-        )
+        # not a missing feature: Nengo cannot run this network either
+        cycle = " -> ".join(str(a) for a, _ in nx.find_cycle(graph))
+        raise CompileError(
+            f"operator dependency cycle: {cycle} (too many connections without synapses?)"
+        ) from BuildError(f"Input graph has cycles: {cycle}")
     return graph
 
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import nengo
-import numpy as np
 from nengo.builder import Model
 from nengo.cache import NoDecoderCache
 from nengo.exceptions import NengoException
-from nengo.utils.numpy import maxint
 
 from .errors import CompileError
 
@@ -36,23 +34,38 @@ class Built:
         return self.network.label or ""
 
 
-def build(network: nengo.Network, dt: float = 0.001, seed: int | None = None) -> Built:
+def build(
+    network: nengo.Network | None,
+    dt: float = 0.001,
+    seed: int | None = None,
+    model: Model | None = None,
+) -> Built:
     """Build ``network`` as ``nengo.Simulator`` would.
 
     ``seed`` acts as if ``network.seed`` were ``seed``. Without it, the
     network's own seed is used; an unseeded network gets a fresh random seed,
     as in Nengo, and that seed is recorded so the result can be reproduced.
+
+    ``model``, as in ``nengo.Simulator``: a Model to build ``network`` into
+    (its ``dt`` and decoder cache are used), or, without a network, a Model
+    that is already built (its ``toplevel`` network is then the network).
     """
+    if model is not None and network is None:
+        return _built(model)
+    if model is not None:
+        dt = model.dt
     if not dt > 0:
         raise CompileError(f"dt must be positive (got {dt})")
     if seed is None:
         seed = network.seed
-    if seed is None:
-        seed = int(np.random.randint(maxint))
-    if not 0 <= seed < 2**32:
+    # An unseeded network stays unseeded (Nengo then draws its seed and, as in
+    # nengo.Simulator, does not use the decoder cache); the seed Nengo drew is
+    # recorded, and building with it gives the same parameters.
+    if seed is not None and not 0 <= seed < 2**32:
         raise CompileError(f"seed must be in [0, 2**32) (got {seed})")
 
-    model = Model(dt=float(dt), label=f"{network}, dt={dt:f}", decoder_cache=NoDecoderCache())
+    if model is None:
+        model = Model(dt=float(dt), label=f"{network}, dt={dt:f}", decoder_cache=NoDecoderCache())
     old_seed = network.seed
     network.seed = seed
     try:
@@ -62,11 +75,20 @@ def build(network: nengo.Network, dt: float = 0.001, seed: int | None = None) ->
     finally:
         network.seed = old_seed
 
+    return _built(model, network, seed)
+
+
+def _built(model: Model, network: nengo.Network | None = None, seed: int | None = None) -> Built:
+    network = model.toplevel if network is None else network
+    if network is None or not model.dt > 0:
+        raise CompileError("a prebuilt model needs its network (model.toplevel) and dt > 0")
+    if seed is None:
+        seed = model.seeds[network]
     probes = tuple((probe, model.sig[probe]["in"]) for probe in model.probes)
     return Built(
         model=model,
         network=network,
-        dt=float(dt),
+        dt=float(model.dt),
         seed=int(seed),
         operators=tuple(model.operators),
         probes=probes,

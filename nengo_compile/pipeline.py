@@ -6,7 +6,7 @@ import logging
 import platform
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -40,6 +40,9 @@ class Compiled:
     params: dict
     stats: PlanStats
     timings: dict = field(default_factory=dict)  # stage -> seconds
+    model: nengo.builder.Model | None = None  # what Nengo's builder made
+    hook_functions: dict = field(default_factory=dict)  # hook name -> Python callable
+    layout: tuple = ()  # plan.BlockLayout per state block: where each signal lives
 
 
 def compile_network(
@@ -52,18 +55,22 @@ def compile_network(
     source_name: str = "<network>",
     network_name: str = "",
     translate: bool = True,
+    model: nengo.builder.Model | None = None,
 ) -> Compiled:
     """Compile a network into the source and parameters of a TF module.
 
     With ``translate``, Node and connection functions become TensorFlow
     operations where `nengo_compile.translate` can translate them; the rest
     stay Python hooks (with a `TranslationWarning` each).
+
+    ``model`` is passed to the build stage as ``nengo.Simulator`` takes it: a
+    Model to build into or, with ``network=None``, one already built.
     """
     if dtype not in DTYPES:
         raise CompileError(f"dtype must be one of {', '.join(DTYPES)} (got {dtype!r})")
     timings = {}
     with _stage("build", timings):
-        built = build(network, dt=dt, seed=seed)
+        built = build(network, dt=dt, seed=seed, model=model)
     with _stage("analyse", timings):
         analysis = analyse(built.operators, built.dt)
     with _stage("plan", timings):
@@ -79,11 +86,27 @@ def compile_network(
             special_bases=(built.model.step, built.model.time),
         )
     with _stage("lower", timings):
-        header = _header(source_name, network_name or network.label or "", planned.stats)
+        label = network_name or built.network.label or ""
+        header = _header(source_name, label, planned.stats)
         program = lower(built, analysis, planned, dtype, header, translator)
     with _stage("render", timings):
         source = render(program, module_name, f"{module_name}.npz")
-    return Compiled(program, source, dict(program.params), planned.stats, timings)
+    # The callables behind the hooks, for whoever runs the module in this process
+    functions = {
+        hook.name: planned.groups[hook.index].ops[0].fn
+        for hook in program.hooks
+        if not hook.translated
+    }
+    return Compiled(
+        program,
+        source,
+        dict(program.params),
+        planned.stats,
+        timings,
+        built.model,
+        functions,
+        planned.blocks,
+    )
 
 
 def compile_file(
@@ -131,7 +154,7 @@ def compile_file(
             staged.commit()
     finally:
         staged.discard()
-    return Compiled(compiled.program, compiled.source, compiled.params, compiled.stats, timings)
+    return replace(compiled, timings=timings)
 
 
 @contextmanager

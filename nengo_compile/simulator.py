@@ -1,0 +1,409 @@
+"""A Nengo backend: ``nengo_compile.Simulator`` runs a network as compiled TF.
+
+The Simulator compiles the network with the same pipeline as the command-line
+tool, writes the module and its parameters to a temporary folder (kept until
+``close``), imports it under a unique name and runs it. Node functions are
+served as hooks (``Model(node_functions=...)``); probe data accumulate across
+``run`` calls as in ``nengo.Simulator``, and every call continues from the
+state the last one returned.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from nengo.builder.signal import SignalDict
+from nengo.exceptions import (
+    NengoException,
+    ReadonlyError,
+    SimulationError,
+    SimulatorClosed,
+    ValidationError,
+)
+from nengo.rc import rc
+from nengo.simulator import SimulationData
+from nengo.utils.functions import function_name
+from nengo.utils.numpy import maxint
+from nengo.utils.progress import NoProgressBar, Progress, ProgressTracker
+
+from .errors import CompileError
+from .pipeline import compile_network
+from .write import write
+
+logger = logging.getLogger(__name__)
+
+_modules = itertools.count()
+
+
+class Simulator:
+    """Nengo's ``Simulator`` API on top of a compiled TensorFlow module.
+
+    Parameters
+    ----------
+    network : nengo.Network
+        The network to compile and simulate.
+    dt : float, optional
+        The length of a time step, in seconds.
+    seed : int, optional
+        Seed of the random processes; by default ``network.seed + 1`` (random
+        for an unseeded network), as in ``nengo.Simulator``. The built
+        parameters always come from the network's own seeds.
+    model : nengo.builder.Model, optional
+        As in ``nengo.Simulator``: a Model to build ``network`` into, or,
+        with ``network=None``, a built Model (compiled from its ``toplevel``).
+    progress_bar : bool or nengo.utils.progress.ProgressBar, optional
+        Show Nengo's progress bars for building and simulating.
+    optimize : bool, optional
+        Accepted for compatibility; operators are always merged.
+    dtype : str, optional
+        ``"float64"`` or ``"float32"``; by default Nengo's precision
+        (``nengo.rc["precision"]["bits"]``, 64 unless changed).
+
+    Attributes
+    ----------
+    data : nengo.simulator.SimulationData
+        Probe data (``data[probe]``) and built parameters (``data[obj]``).
+    model : nengo.builder.Model
+        The model Nengo's builder made.
+    closed : bool
+        Whether the simulator has been closed.
+    """
+
+    def __init__(
+        self,
+        network,
+        dt=0.001,
+        seed=None,
+        model=None,
+        progress_bar=True,
+        optimize=True,
+        dtype=None,
+    ):
+        self.closed = True  # until the constructor succeeds
+        self.progress_bar = progress_bar
+        self.optimize = optimize
+        self.dtype = _dtype(dtype)
+        self._folder = None
+        self._module_name = None
+
+        name = f"nengo_compile_sim{next(_modules)}_{os.getpid()}"
+        with ProgressTracker(progress_bar, Progress("Compiling", "Compile")):
+            try:
+                compiled = compile_network(
+                    network,
+                    dt=dt,
+                    dtype=self.dtype,
+                    module_name=name,
+                    source_name="<Simulator>",
+                    model=model,
+                )
+            except CompileError as exc:
+                # Nengo's own build errors reach the user as Nengo raised them
+                if isinstance(exc.__cause__, NengoException):
+                    raise exc.__cause__.with_traceback(exc.__cause__.__traceback__) from None
+                raise
+            self._folder = Path(tempfile.mkdtemp(prefix="nengo_compile_"))
+            self._module_name = name
+            try:
+                path = self._folder / f"{name}.py"
+                write(path, path.with_suffix(".npz"), compiled.source, compiled.params)
+                self._module = _import(name, path)
+            except BaseException:
+                self._cleanup()
+                raise
+
+        self.model = compiled.model
+        self._layout = compiled.layout
+        self._probe_names = dict(zip(self.model.probes, self._module.PROBES))
+        self._hook_error = None
+        functions = {
+            name: self._serve(fn, self._module.HOOKS[name][2])
+            for name, fn in compiled.hook_functions.items()
+        }
+        self._program = self._module.Model(node_functions=functions)
+
+        self._sim_data = self.model.params
+        self.data = SimulationData(self._sim_data)
+        if seed is None:
+            network = self.model.toplevel if network is None else network
+            if network is not None and network.seed is not None:
+                seed = network.seed + 1
+            else:
+                seed = np.random.randint(maxint)
+        self.closed = False
+        self.reset(seed=seed)
+
+    def __del__(self):
+        """Warn, as Nengo does, when an open simulator is deallocated."""
+        if not getattr(self, "closed", True):
+            warnings.warn(
+                f"Simulator with model={self.model} was deallocated while open. Please close "
+                "simulators manually to ensure resources are properly freed.",
+                ResourceWarning,
+                stacklevel=2,
+            )
+        if getattr(self, "_folder", None) is not None:
+            self._cleanup()
+
+    def __getstate__(self):
+        """Pickle the built model, the state and the probe data, as Nengo does."""
+        state = None
+        if not self.closed:
+            state = {name: np.asarray(value) for name, value in self._state.items()}
+        return {
+            "model": self.model,
+            "state": state,
+            "probe_outputs": {probe: self._sim_data[probe] for probe in self.model.probes},
+            "n_steps": self._n_steps,
+            "dt": self.dt,
+            "seed": self.seed,
+            "dtype": self.dtype,
+            "progress_bar": self.progress_bar,
+            "optimize": self.optimize,
+            "closed": self.closed,
+        }
+
+    def __setstate__(self, state):
+        """Compile the pickled model again and continue where it was."""
+        self.__init__(
+            None,
+            model=state["model"],
+            seed=state["seed"],
+            progress_bar=state["progress_bar"],
+            optimize=state["optimize"],
+            dtype=state["dtype"],
+        )
+        if state["state"] is not None:
+            self._state = state["state"]
+        for probe, data in state["probe_outputs"].items():
+            self._sim_data[probe].extend(data)
+        self._n_steps = state["n_steps"]
+        self._time = self._n_steps * self.dt
+        if state["closed"]:
+            self.close()
+
+    def __enter__(self):
+        if self.closed:
+            raise SimulatorClosed("Cannot re-open after simulator is closed")
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        self.close()
+
+    @property
+    def dt(self) -> float:
+        """(float) The time step of the simulator."""
+        return self.model.dt
+
+    @dt.setter
+    def dt(self, dummy):
+        raise ReadonlyError(attr="dt", obj=self)
+
+    @property
+    def signals(self):
+        """The current value of every signal (a copy: writing to it changes nothing).
+
+        Built from the state blocks (where the plan laid each signal out) and,
+        for signals no operator changes, their initial values, each in the
+        signal's own dtype, as Nengo's ``SignalDict``.
+        """
+        if self.closed:
+            return None
+        signals = SignalDict()
+        for op in self.model.operators:
+            for sig in op.all_signals:
+                if sig not in signals:
+                    signals.init(sig)  # views share their base's memory
+        for layout in self._layout:
+            block = np.asarray(self._state[layout.name])[0]
+            start = 0
+            for base, index in layout.segments:
+                if base in signals and not base.readonly:
+                    flat = signals[base].reshape(-1)
+                    flat[index] = block[start : start + len(index)]
+                start += len(index)
+        for sig, value in ((self.model.step, self._n_steps), (self.model.time, self._time)):
+            if sig in signals:
+                signals[sig][...] = value
+        return signals
+
+    @property
+    def n_steps(self) -> int:
+        """(int) The current time step of the simulator."""
+        return self._n_steps
+
+    @property
+    def time(self) -> float:
+        """(float) The current time of the simulator."""
+        return self._time
+
+    def close(self):
+        """Close the simulator; its data stay readable, running it raises."""
+        self.closed = True
+        self._cleanup()
+
+    def _cleanup(self):
+        self._program = None
+        self._state = None
+        if self._module_name is not None:
+            sys.modules.pop(self._module_name, None)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+    def clear_probes(self):
+        """Clear all probe histories."""
+        for probe in self.model.probes:
+            self._sim_data[probe] = []
+        self.data.reset()
+
+    def reset(self, seed=None):
+        """Reset the state and clear the probes; ``seed`` reseeds the random processes."""
+        if self.closed:
+            raise SimulatorClosed("Cannot reset closed Simulator.")
+        if seed is not None:
+            self.seed = seed
+        self._program.set_seed(self.seed)
+        self._state = self._program.initial_state(batch_size=1)
+        self._n_steps = 0
+        self._time = 0.0
+        self.clear_probes()
+
+    def run(self, time_in_seconds, progress_bar=None):
+        """Simulate for ``time_in_seconds``, rounded to the nearest ``dt``."""
+        if time_in_seconds < 0:
+            raise ValidationError(
+                f"Must be positive (got {time_in_seconds:g})", attr="time_in_seconds"
+            )
+        steps = int(np.round(float(time_in_seconds) / self.dt))
+        if steps == 0:
+            warnings.warn(
+                f"{time_in_seconds} results in running for 0 timesteps. Simulator "
+                f"still at time {self.time}.",
+                stacklevel=2,
+            )
+        else:
+            logger.info(
+                "Running %s for %f seconds, or %d steps",
+                self.model.label,
+                time_in_seconds,
+                steps,
+            )
+            self.run_steps(steps, progress_bar=progress_bar)
+
+    def run_steps(self, steps, progress_bar=None):
+        """Simulate for ``steps`` time steps."""
+        if self.closed:
+            raise SimulatorClosed("Simulator cannot run because it is closed.")
+        if progress_bar is None:
+            progress_bar = self.progress_bar
+        steps = int(steps)
+        with ProgressTracker(progress_bar, Progress("Simulating", "Simulation", steps)) as pt:
+            # one call runs the whole loop; a visible bar gets about 20 updates
+            chunk = steps
+            if not isinstance(pt.progress_bar, NoProgressBar):
+                chunk = max(100, -(-steps // 20))
+            done = 0
+            while done < steps:
+                n = min(chunk, steps - done)
+                self._run(n)
+                done += n
+                pt.total_progress.step(n)
+
+    def step(self):
+        """Advance the simulator by one step (``dt`` seconds)."""
+        self.run_steps(1, progress_bar=False)
+
+    def _run(self, steps):
+        if self.closed:
+            raise SimulatorClosed("Simulator cannot run because it is closed.")
+        self._hook_error = None
+        try:
+            outputs, state = self._program.run(steps, state=self._state, return_state=True)
+        except Exception:
+            if self._hook_error is not None:
+                error, self._hook_error = self._hook_error, None
+                raise error.with_traceback(error.__traceback__) from None
+            raise
+        self._state = state
+        for probe, name in self._probe_names.items():
+            self._sim_data[probe].extend(outputs[name][0])
+        self._n_steps += steps
+        self._time = self._n_steps * self.dt
+
+    def _serve(self, fn, size_out):
+        """``fn`` as Nengo's ``SimPyFunc`` calls it: the output checked like
+        Nengo does, and any exception kept to be re-raised outside TF."""
+        name = function_name(fn)
+
+        def call(*args):
+            try:
+                y = fn(*args)
+                output = np.zeros(size_out)
+                if size_out == 0:
+                    return output
+                try:
+                    # None would become NaN
+                    if y is None or not np.all(np.isfinite(y)):
+                        raise SimulationError(f"Function '{name}' returned non-finite value")
+                    output[...] = y
+                except (TypeError, ValueError) as exc:
+                    raise SimulationError(
+                        f"Function '{name}' returned a value {y!r} of invalid type {type(y)!r}"
+                    ) from exc
+                return output
+            except Exception as exc:
+                self._hook_error = exc
+                raise
+
+        return call
+
+    def trange(self, dt=None, sample_every=None):
+        """The times of the probed samples (from ``dt``, not 0)."""
+        if dt is not None:
+            if sample_every is not None:
+                raise ValidationError(
+                    "Cannot specify both `dt` and `sample_every`. Use `sample_every` only.",
+                    attr="dt",
+                    obj=self,
+                )
+            warnings.warn(
+                "`dt` is deprecated. Use `sample_every` instead.", DeprecationWarning, stacklevel=2
+            )
+            sample_every = dt
+        period = 1 if sample_every is None else sample_every / self.dt
+        steps = np.arange(1, self.n_steps + 1)
+        return self.dt * steps[steps % period < 1]
+
+
+def _dtype(dtype) -> str:
+    """The compiled precision: ``dtype``, else Nengo's (``rc`` precision bits)."""
+    if dtype is None:
+        dtype = rc.float_dtype
+    name = np.dtype(dtype).name
+    if name not in ("float32", "float64"):
+        raise ValidationError(
+            f"nengo_compile compiles float32 or float64 models (asked for {name})", attr="dtype"
+        )
+    return name
+
+
+def _import(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module

@@ -1,0 +1,237 @@
+"""nengo_compile.Simulator: Nengo's Simulator API, checked against nengo.Simulator."""
+
+from __future__ import annotations
+
+import gc
+import sys
+
+import nengo
+import numpy as np
+import pytest
+from nengo.exceptions import (
+    BuildError,
+    ReadonlyError,
+    SimulationError,
+    SimulatorClosed,
+    ValidationError,
+)
+
+from nengo_compile import Simulator
+
+from .conftest import ROOT
+
+
+def _net(seed=1):
+    with nengo.Network(seed=seed, label="sim api") as net:
+        stim = nengo.Node(lambda t: [np.sin(8 * t), np.cos(5 * t)], label="stim")
+        ens = nengo.Ensemble(40, 2, label="ens")
+        out = nengo.Node(size_in=2, label="out")
+        nengo.Connection(stim, ens)
+        nengo.Connection(ens, out, function=lambda x: x**2, synapse=0.01)
+        net.p_out = nengo.Probe(out, synapse=0.005)
+        net.p_spikes = nengo.Probe(ens.neurons)
+        net.p_sampled = nengo.Probe(ens, synapse=0.01, sample_every=0.003)
+    return net
+
+
+def _probes(net):
+    return [net.p_out, net.p_spikes, net.p_sampled]
+
+
+def _reference(net, steps):
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        for n in steps:
+            ref.run_steps(n)
+        return {p: ref.data[p].copy() for p in _probes(net)}, ref.trange()
+
+
+def test_runs_continue_and_match_nengo():
+    """run, run_steps and step continue from the state; data accumulate like Nengo's."""
+    net = _net()
+    ref, ref_trange = _reference(net, [37, 1, 100])
+    with Simulator(net, progress_bar=False) as sim:
+        sim.run(0.037)
+        sim.step()
+        sim.run_steps(100)
+        assert sim.n_steps == 138
+        assert sim.time == pytest.approx(0.138)
+        assert np.array_equal(sim.trange(), ref_trange)
+        assert np.allclose(sim.trange(sample_every=0.003), 0.003 * np.arange(1, 47))
+        for probe in _probes(net):
+            assert sim.data[probe].shape == ref[probe].shape
+            assert np.max(np.abs(sim.data[probe] - ref[probe])) <= 1e-9
+        # the sampled probe follows the global step count across calls
+        assert sim.data[net.p_sampled].shape[0] == len(sim.trange(sample_every=0.003))
+
+
+def test_built_parameters_and_model():
+    net = _net()
+    with nengo.Simulator(net, progress_bar=False) as ref, Simulator(net) as sim:
+        ens = net.all_ensembles[0]
+        assert isinstance(sim.model, nengo.builder.Model)
+        assert np.array_equal(sim.data[ens].encoders, ref.data[ens].encoders)
+        assert np.array_equal(sim.data[ens].gain, ref.data[ens].gain)
+        conn = net.all_connections[1]
+        assert np.array_equal(sim.data[conn].weights, ref.data[conn].weights)
+        assert sim.dt == ref.dt
+        with pytest.raises(ReadonlyError):
+            sim.dt = 0.002
+
+
+def test_reset_and_seeds():
+    net = _net(seed=4)
+    with Simulator(net, progress_bar=False) as sim:
+        assert sim.seed == net.seed + 1  # nengo.Simulator's rule
+        sim.run_steps(20)
+        first = sim.data[net.p_out].copy()
+        sim.reset(seed=9)
+        assert sim.seed == 9
+        assert sim.n_steps == 0 and sim.time == 0.0
+        assert sim.data[net.p_out].shape == (0,)
+        sim.run_steps(20)
+        assert np.array_equal(sim.data[net.p_out], first)
+    with Simulator(net, seed=3, progress_bar=False) as sim:
+        assert sim.seed == 3
+
+
+def test_closed_simulator():
+    net = _net()
+    sim = Simulator(net, progress_bar=False)
+    folder = sim._folder
+    assert folder.is_dir()
+    with sim:
+        sim.run_steps(5)
+    assert sim.closed and not folder.exists()
+    assert sim.data[net.p_out].shape == (5, 2)  # data survive close
+    for call in (sim.step, lambda: sim.run(0.01), lambda: sim.run_steps(1), sim.reset):
+        with pytest.raises(SimulatorClosed):
+            call()
+    with pytest.raises(SimulatorClosed):
+        with sim:
+            pass
+
+
+def test_run_time_checks():
+    with Simulator(_net(), progress_bar=False) as sim:
+        with pytest.raises(ValidationError, match="Must be positive"):
+            sim.run(-0.1)
+        with pytest.warns(UserWarning, match="0 timesteps"):
+            sim.run(0.0001)
+        assert sim.n_steps == 0
+        with pytest.warns(DeprecationWarning):
+            sim.trange(dt=0.001)
+        with pytest.raises(ValidationError):
+            sim.trange(dt=0.001, sample_every=0.002)
+
+
+def test_warns_when_deleted_open():
+    sim = Simulator(_net(), progress_bar=False)
+    with pytest.warns(ResourceWarning, match="deallocated while open"):
+        del sim
+        gc.collect()
+
+
+def test_node_functions_are_called():
+    """Sink nodes run as hooks, called as Nengo calls them; an error inside one
+    reaches the caller unchanged, a bad output becomes Nengo's SimulationError."""
+    seen = []
+
+    class Boom(RuntimeError):
+        pass
+
+    def sink(t, x):
+        seen.append((t, x.copy()))
+
+    def fails(t):
+        if t > 0.0025:
+            raise Boom("stop")
+        return t
+
+    with nengo.Network(seed=2) as net:
+        stim = nengo.Node(lambda t: 2 * t)
+        nengo.Connection(stim, nengo.Node(sink, size_in=1), synapse=None)
+        nengo.Node(fails)
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        seen.clear()  # Nengo calls node functions once while building
+        ref.run_steps(2)
+    expected, seen[:] = list(seen), []
+    with Simulator(net, progress_bar=False) as sim:
+        seen.clear()
+        sim.run_steps(2)
+        assert [t for t, _ in seen] == [t for t, _ in expected]
+        assert np.array_equal([x for _, x in seen], [x for _, x in expected])
+        with pytest.raises(Boom, match="stop"):
+            sim.run_steps(3)
+
+    with nengo.Network() as net:
+        nengo.Connection(nengo.Node(lambda t: None if t > 0.002 else 1.0), nengo.Ensemble(5, 1))
+    with Simulator(net, progress_bar=False) as sim:
+        with pytest.raises(SimulationError, match="non-finite"):
+            sim.run_steps(5)
+
+
+def test_build_errors_are_nengos():
+    with nengo.Network() as net:
+        nengo.Ensemble(2, 1, encoders=[[0.0], [1.0]])
+    with pytest.raises(BuildError, match="NaNs detected"):
+        Simulator(net, progress_bar=False)
+    with nengo.Network() as net:
+        d = nengo.Ensemble(1, 1, neuron_type=nengo.Direct())
+        nengo.Connection(d, d, synapse=None)
+    with pytest.raises(BuildError, match="cycles"):
+        Simulator(net, progress_bar=False)
+
+
+def test_float32():
+    net = _net()
+    ref, _ = _reference(net, [100])
+    with Simulator(net, dtype="float32", progress_bar=False) as sim:
+        sim.run_steps(100)
+        got = sim.data[net.p_out]
+        assert got.dtype == np.float32
+        assert np.max(np.abs(got - ref[net.p_out])) <= 2e-3
+
+
+def test_progress_bar():
+    class Bar(nengo.utils.progress.ProgressBar):
+        def __init__(self):
+            super().__init__()
+            self.updates = []
+
+        def update(self, progress):
+            self.updates.append((progress.name_during, progress.n_steps))
+
+        def close(self):
+            pass
+
+    bar = Bar()
+    with Simulator(_net(), progress_bar=False) as sim:
+        sim.run_steps(400, progress_bar=bar)
+    assert bar.updates[-1] == ("Simulating", 400)
+
+
+def test_registered_as_nengo_backend():
+    """pyproject.toml declares the entry point Nengo's test_entry_point looks for."""
+    text = (ROOT / "pyproject.toml").read_text()
+    section = text.split('[project.entry-points."nengo.backends"]\n', 1)[1].split("\n\n")[0]
+    (line,) = section.strip().splitlines()
+    module, name = line.split("=")[1].strip().strip('"').split(":")
+    assert getattr(sys.modules[module], name) is Simulator
+
+
+def test_signals_and_prebuilt_model_match_nengo():
+    """``signals`` holds every signal's current value; ``model=`` with no network
+    compiles a model Nengo built (here, the reference simulator's own)."""
+    net = _net()
+    with nengo.Simulator(net, progress_bar=False, optimize=False) as ref:
+        ref.run_steps(30)
+        expected = {sig: np.array(value) for sig, value in ref.signals.items()}
+        with Simulator(None, model=ref.model, progress_bar=False) as sim:
+            assert sim.model is ref.model
+            sim.run_steps(30)
+            signals = sim.signals
+    assert set(signals) == set(expected)
+    for sig, value in expected.items():
+        assert signals[sig].dtype == value.dtype, sig
+        assert np.allclose(signals[sig], value, atol=1e-9, rtol=0), sig
+    assert sim.signals is None  # closed
