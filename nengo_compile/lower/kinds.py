@@ -318,6 +318,76 @@ SPARSE_DENSITY = 0.1
 SPARSE_MIN_SIZE = 64 * 1024
 
 
+#: a group whose operators form dense blocks (see `_buckets`) is applied as
+#: batched products of its blocks when they hold at least this fraction of nonzeros,
+BLOCK_DENSITY = 0.25
+#: ... store at most this fraction of the merged matrix,
+BLOCK_SAVING = 0.5
+#: ... the merged matrix has at least this many entries
+BLOCK_MIN_SIZE = 4096
+#: ... and the blocks come in at most this many shapes
+MAX_BUCKETS = 8
+#: blocks with at most this many inputs or outputs are applied by broadcasting
+BROADCAST_MAX = 4
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    """Equal dense blocks of a merged product: the input columns ``inputs``
+    (positions in the input value), reshaped ``[batch, k, n_in]``, times
+    ``weights`` ``[k, n_in, n_out]``, give ``[batch, k, n_out]``: outputs
+    ``outputs`` (positions in the output value), flattened."""
+
+    weights: np.ndarray
+    inputs: np.ndarray
+    outputs: np.ndarray
+
+
+def _buckets(x_size, y_size, per_op) -> list | None:
+    """The block form of a merged product: a list of `_Bucket`, or None.
+
+    Operators reading the same input elements form one block (their outputs
+    side by side); blocks of equal shape form a bucket, one batched product.
+    There is a block form if no two blocks share an input or an output: the
+    usual shape of a merged group of encoders or decoders of ensembles.
+    ``per_op`` holds, per operator, its input and output positions and its
+    nonzeros (output positions, input positions, values), all as positions in
+    the group's input and output values.
+    """
+    blocks = {}  # sorted input positions -> (output positions, nonzeros)
+    for x_elements, y_elements, rows, cols, vals in per_op:
+        key = tuple(np.unique(x_elements).tolist())
+        outputs, parts = blocks.setdefault(key, (set(), []))
+        outputs.update(np.unique(y_elements).tolist())
+        parts.append((rows, cols, vals))
+    if len(blocks) < 2:
+        return None
+    keys = sorted(blocks)
+    inputs = np.concatenate([np.array(key) for key in keys])
+    outputs = np.concatenate([np.array(sorted(blocks[key][0]), dtype=np.int64) for key in keys])
+    if len(np.unique(inputs)) != len(inputs) or len(np.unique(outputs)) != len(outputs):
+        return None  # blocks overlap
+    shapes = {}
+    for key in keys:
+        shapes.setdefault((len(key), len(blocks[key][0])), []).append(key)
+    buckets = []
+    for (n_in, n_out), members in sorted(shapes.items()):
+        weights = np.zeros((len(members), n_in, n_out))
+        bucket_in, bucket_out = [], []
+        for k, key in enumerate(members):
+            outs = np.array(sorted(blocks[key][0]), dtype=np.int64)
+            local_in = np.full(x_size, -1)
+            local_in[list(key)] = np.arange(n_in)
+            local_out = np.full(y_size, -1)
+            local_out[outs] = np.arange(n_out)
+            for rows, cols, vals in blocks[key][1]:
+                np.add.at(weights[k], (local_in[cols], local_out[rows]), vals)
+            bucket_in.append(np.array(key))
+            bucket_out.append(outs)
+        buckets.append(_Bucket(weights, np.concatenate(bucket_in), np.concatenate(bucket_out)))
+    return buckets
+
+
 @register
 class MatMulKind(OpKind):
     """DotInc, SparseDotInc, BsrDotInc with a constant matrix: ``Y += A @ X``.
@@ -356,31 +426,60 @@ class MatMulKind(OpKind):
             return ir.Group(**group, template="const_inc.py.j2", consts={"inc": inc})
 
         x = acc["X"]
-        rows, cols, vals = [], [], []
+        per_op = []
         for op, ypos, xpos in zip(ops, y.op_positions, x.op_positions):
             m = _matrix(op)
             if hasattr(m, "row"):
-                r, c, v = m.row, m.col, m.data
+                r, c, v = m.row, m.col, np.asarray(m.data, dtype=np.float64)
             else:
                 r, c = np.nonzero(np.ones_like(m, dtype=bool))
                 v = m[r, c]
-            rows.append(ypos[r])
-            cols.append(xpos[c])
-            vals.append(v)
-        rows, cols, vals = (np.concatenate(a) for a in (rows, cols, vals))
+            per_op.append((xpos, ypos, ypos[r], xpos[c], v))
+        rows, cols, vals = (np.concatenate([p[k] for p in per_op]) for k in (2, 3, 4))
         shape = (x.access.size, y.access.size)  # we store the transpose: x @ M^T
         nnz = len(vals)
         total = shape[0] * shape[1]
-        if total >= SPARSE_MIN_SIZE and nnz < SPARSE_DENSITY * total:
-            # sum duplicates, then sort row-major (required by tf.sparse)
+        buckets = _buckets(*shape, per_op) if len(ops) > 1 else None
+        stored = sum(b.weights.size for b in buckets or ())
+        if (
+            buckets
+            and len(buckets) <= MAX_BUCKETS
+            and nnz >= BLOCK_DENSITY * stored
+            and stored <= BLOCK_SAVING * total
+            and total >= BLOCK_MIN_SIZE
+        ):
+            values = dict(form="blocks", shape=shape, nnz=int(nnz), buckets=[])
+            consts = {}
+            for i, bucket in enumerate(buckets):
+                k, n_in, n_out = bucket.weights.shape
+                inputs = bucket.inputs
+                if np.array_equal(inputs, np.arange(inputs[0], inputs[0] + len(inputs))):
+                    read = (int(inputs[0]), int(inputs[-1]) + 1)  # a slice of x
+                else:
+                    read = params.add("block_in", inputs, integer=True)
+                consts[f"blocks{i}"] = ir.Const(param=params.add("blocks", bucket.weights))
+                values["buckets"].append(
+                    dict(
+                        blocks=(k, n_in, n_out),
+                        read=read,
+                        # thin blocks: multiply and sum (TF's batched matmul is slow on them)
+                        broadcast=min(n_in, n_out) <= BROADCAST_MAX,
+                    )
+                )
+            order = np.concatenate([b.outputs for b in buckets])
+            if not np.array_equal(order, np.arange(shape[1])):  # -> the output value's order
+                values["order"] = params.add("order", np.argsort(order), integer=True)
+        elif total >= SPARSE_MIN_SIZE and nnz < SPARSE_DENSITY * total:
+            # duplicates summed; the product is a gather of the inputs times the
+            # values, summed into the outputs (XLA compiles this, not tf.sparse)
             flat = cols.astype(np.int64) * shape[1] + rows
             uniq, inverse = np.unique(flat, return_inverse=True)
             summed = np.zeros(len(uniq))
             np.add.at(summed, inverse, vals)
-            indices = np.stack([uniq // shape[1], uniq % shape[1]], axis=1)
             values = dict(
-                sparse=True,
-                indices=params.add("sp_index", indices, dtype=np.int64),
+                form="sparse",
+                inputs=params.add("sp_in", uniq // shape[1], integer=True),
+                outputs=params.add("sp_out", uniq % shape[1], integer=True),
                 shape=shape,
                 nnz=int(len(uniq)),
             )
@@ -388,7 +487,7 @@ class MatMulKind(OpKind):
         else:
             dense = np.zeros(shape)
             np.add.at(dense, (cols, rows), vals)
-            values = dict(sparse=False, shape=shape, nnz=int(nnz))
+            values = dict(form="dense", shape=shape, nnz=int(nnz))
             consts = {"matrix": ir.Const(param=params.add("weights", dense))}
         return ir.Group(
             **group,

@@ -1,0 +1,224 @@
+"""Benchmarks: compiled modules against nengo.Simulator, in the same run.
+
+    python benchmarks/run.py                      # every network, the default grid
+    python benchmarks/run.py --networks cconv,pes --batch 1 --xla off --steps 500
+    python benchmarks/run.py --scaling            # compile-time scaling only
+    python benchmarks/run.py --onednn 0           # TF_ENABLE_ONEDNN_OPTS=0 for this run
+
+For each network this measures, in one process:
+
+* Nengo: ``nengo.Simulator`` construction (its build, optimizer and signal
+  allocation), then steps/s of ``sim.run_steps`` (best of ``--repeats``);
+* the compiler: each stage's time (``Compiled.timings``; ``build`` is Nengo's
+  builder, the rest is ours);
+* the compiled module (float32 by default), for each batch size and XLA
+  setting: the first ``run`` (trace, XLA compile and the run itself) and the
+  best of ``--repeats`` runs of ``--steps`` steps, as steps/s and throughput
+  (batch x steps / s), and the ratio to Nengo's single-sample steps/s.
+
+Results go to stdout as a table and, with ``--json``, to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # this checkout's nengo_compile
+
+
+def main(argv=None):
+    from networks import NETWORKS
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--networks", default=",".join(NETWORKS), help="comma-separated names")
+    parser.add_argument("--batch", default="1,64", help="comma-separated batch sizes")
+    parser.add_argument("--xla", choices=("on", "off", "both"), default="both")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument(
+        "--onednn", choices=("default", "0", "1"), default="default", help="TF_ENABLE_ONEDNN_OPTS"
+    )
+    parser.add_argument("--no-nengo", action="store_true", help="skip nengo.Simulator")
+    parser.add_argument("--scaling", action="store_true", help="only the compile-time scaling")
+    parser.add_argument(
+        "--scaling-sizes", default="1,3,10,30,100", help="EnsembleArrays in the scaling chain"
+    )
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+
+    if args.onednn != "default":
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = args.onednn
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.simplefilter("ignore")  # Nengo's gain/bias warnings in the basal ganglia
+
+    print(machine_line(args))
+    results = {"machine": machine_line(args), "networks": {}, "scaling": []}
+    if args.scaling:
+        from scaling import scaling
+
+        results["scaling"] = scaling([int(n) for n in args.scaling_sizes.split(",")])
+    else:
+        batches = [int(b) for b in args.batch.split(",")]
+        xlas = {"on": [True], "off": [False], "both": [False, True]}[args.xla]
+        for name in args.networks.split(","):
+            fn, description = NETWORKS[name]
+            print(f"\n== {name}: {description}", flush=True)
+            results["networks"][name] = bench_network(name, fn, batches, xlas, args)
+        print_table(results["networks"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def machine_line(args) -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores ({cpu}), "
+        f"load {os.getloadavg()[0]:.2f}, python {platform.python_version()}, "
+        f"TF_ENABLE_ONEDNN_OPTS={onednn}, steps={args.steps}, best of {args.repeats}"
+    )
+
+
+def best_of(repeats, fn):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bench_network(name, fn, batches, xlas, args) -> dict:
+    import nengo
+    import numpy as np
+
+    from nengo_compile import compile_network
+    from nengo_compile.write import write
+
+    result = {"runs": []}
+    net = fn()
+    probe = net.all_probes[0]
+    reference = None
+    if not args.no_nengo:
+        start = time.perf_counter()
+        sim = nengo.Simulator(net, progress_bar=False, optimize=True)
+        result["nengo_build_s"] = time.perf_counter() - start
+
+        def run_nengo():
+            sim.reset()
+            sim.run_steps(args.steps)
+
+        seconds = best_of(args.repeats, run_nengo)
+        result["nengo_steps_per_s"] = args.steps / seconds
+        reference = np.asarray(sim.data[probe])
+        sim.close()
+        print(
+            f"nengo: build {result['nengo_build_s']:.2f} s, "
+            f"{result['nengo_steps_per_s']:.0f} steps/s",
+            flush=True,
+        )
+
+    module_name = f"bench_{name}_tf"
+    compiled = compile_network(fn(), dtype=args.dtype, module_name=module_name)
+    result["timings"] = dict(compiled.timings)
+    result["ops"] = compiled.stats.ops_before
+    result["stats"] = compiled.stats.lines()
+    after_build = sum(v for k, v in compiled.timings.items() if k != "build")
+    result["after_build_s"] = after_build
+    stages = ", ".join(f"{k} {v:.3f}" for k, v in compiled.timings.items())
+    print(f"compile: {stages} s; after build: {after_build:.3f} s", flush=True)
+    for line in compiled.stats.lines():
+        print(f"  {line}")
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{module_name}.py"
+        write(path, path.with_suffix(".npz"), compiled.source, compiled.params)
+        module = _import(path)
+        for jit in xlas:
+            for batch in batches:
+                model = module.Model(jit_compile=jit)
+                start = time.perf_counter()
+                outputs = model.run(args.steps, batch_size=batch)
+                first = time.perf_counter() - start
+                again = functools.partial(model.run, args.steps, batch_size=batch)
+                seconds = best_of(args.repeats, again)
+                run = {
+                    "xla": jit,
+                    "batch": batch,
+                    "first_call_s": first,
+                    "steps_per_s": args.steps / seconds,
+                    "throughput": batch * args.steps / seconds,
+                }
+                if reference is not None:
+                    got = next(iter(outputs.values()))[0]
+                    run["max_error"] = float(np.max(np.abs(got - reference)))
+                    run["ratio"] = run["throughput"] / result["nengo_steps_per_s"]
+                result["runs"].append(run)
+                print(
+                    f"xla={'on ' if jit else 'off'} batch={batch:3d}: first call {first:6.2f} s, "
+                    f"{run['steps_per_s']:9.0f} steps/s, throughput {run['throughput']:10.0f}"
+                    + (f", x{run['ratio']:.1f} nengo" if "ratio" in run else "")
+                    + (f", max |error| {run['max_error']:.2g}" if "max_error" in run else ""),
+                    flush=True,
+                )
+    return result
+
+
+def _import(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def print_table(networks):
+    if not networks:
+        return
+    print("\nthroughput (batch x steps/s) as a multiple of nengo.Simulator's steps/s")
+    configs = sorted(
+        {(r["xla"], r["batch"]) for res in networks.values() for r in res["runs"]},
+        key=lambda c: (c[1], c[0]),
+    )
+    head = f"{'network':16s} {'nengo st/s':>10s}"
+    for jit, batch in configs:
+        head += f" {'b' + str(batch) + (' xla' if jit else ''):>9s}"
+    head += f" {'nengo build':>11s} {'ours':>7s} {'ours %':>6s} {'1st call':>8s}"
+    print(head)
+    for name, res in networks.items():
+        runs = {(r["xla"], r["batch"]): r for r in res["runs"]}
+        ref = res.get("nengo_steps_per_s")
+        line = f"{name:16s} {ref or 0:10.0f}"
+        for config in configs:
+            r = runs.get(config)
+            line += f" {r.get('ratio', r['throughput']):9.1f}" if r else f" {'':9s}"
+        build = res["timings"]["build"]
+        firsts = [r["first_call_s"] for r in res["runs"]]
+        after = res["after_build_s"]
+        line += f" {build:10.2f}s {after:6.2f}s {100 * after / build:5.1f}%"
+        line += f" {max(firsts):7.2f}s"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The forms of merged matrix products (dense, blocks, sparse), with and
+without XLA, against nengo.Simulator."""
+
+from __future__ import annotations
+
+import nengo
+import numpy as np
+import pytest
+
+from .conftest import compile_and_load, max_errors, reference
+
+N_STEPS = 100
+
+
+def products():
+    """Encoders and decoders of equal ensembles (block forms, thin and wide),
+    a large, nearly empty neuron-to-neuron matrix (sparse) and a dense one."""
+    rng = np.random.RandomState(3)
+    with nengo.Network(seed=14, label="products") as net:
+        stim = nengo.Node([0.5, -0.3, 0.2, 0.7, -0.1])
+        thin = nengo.networks.EnsembleArray(20, n_ensembles=4, ens_dimensions=2, label="thin")
+        nengo.Connection(stim[:4], thin.input[::2])
+        wide = [nengo.Ensemble(12, 5, label=f"wide{i}") for i in range(3)]
+        for i, ens in enumerate(wide):
+            nengo.Connection(stim, ens, transform=0.5 + 0.2 * i)
+            nengo.Connection(ens, thin.input[i : i + 5 : 2], function=lambda x: x[:3] ** 2)
+        big_a = nengo.Ensemble(300, 1, label="big_a")
+        big_b = nengo.Ensemble(300, 1, label="big_b")
+        nengo.Connection(stim[0], big_a)
+        indices = rng.randint(0, 300, size=(40, 2))
+        sparse = nengo.Sparse((300, 300), indices=indices, init=rng.randn(40) * 0.05)
+        nengo.Connection(big_a.neurons, big_b.neurons, transform=sparse)
+        nengo.Connection(big_a, wide[0][0], synapse=0.01)
+        nengo.Probe(thin.output, synapse=0.01, label="thin")
+        for ens in wide:
+            nengo.Probe(ens, synapse=0.01, label=ens.label)
+        nengo.Probe(big_b.neurons, label="big_b_spikes")
+    return net
+
+
+@pytest.fixture(scope="module")
+def compiled_products(tmp_path_factory):
+    net = products()
+    data, _ = reference(net, N_STEPS)
+    compiled, module = compile_and_load(net, tmp_path_factory.mktemp("products"), dtype="float64")
+    return net, data, compiled, module
+
+
+def test_products_take_every_form(compiled_products):
+    _, _, compiled, _ = compiled_products
+    groups = [g for g in compiled.program.groups if g.template == "matmul.py.j2"]
+    forms = {g.values["form"] for g in groups}
+    assert forms == {"blocks", "sparse", "dense"}, forms
+    buckets = [b for g in groups for b in g.values.get("buckets", ())]
+    assert {b["broadcast"] for b in buckets} == {True, False}  # thin and wide blocks
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_products_match_nengo(compiled_products, jit):
+    net, data, _, module = compiled_products
+    outputs = module.Model(jit_compile=jit).run(N_STEPS, batch_size=2)
+    errors = max_errors(net, module, outputs, data)
+    assert max(errors.values()) <= 1e-9, errors
+    for name in module.PROBES:
+        np.testing.assert_array_equal(outputs[name][0], outputs[name][1])
