@@ -109,7 +109,8 @@ def schedule(graph: nx.DiGraph, keys: dict, order: dict) -> tuple:
     """
     indegree = {op: graph.in_degree(op) for op in graph}
     remaining = Counter(keys[op] for op in graph if keys[op] is not SKIP)
-    ready = defaultdict(list)  # key -> ready ops, in build order
+    ready = defaultdict(list)  # key -> ready ops
+    first = {}  # key -> the build position of its first ready op (kept, not recomputed)
     groups = []
 
     def release(op):
@@ -122,7 +123,9 @@ def schedule(graph: nx.DiGraph, keys: dict, order: dict) -> tuple:
         if keys[op] is SKIP:  # no computation: retire it at once
             release(op)
         else:
-            ready[keys[op]].append(op)
+            key = keys[op]
+            ready[key].append(op)
+            first[key] = min(first.get(key, order[op]), order[op])
 
     for op in sorted(graph, key=order.__getitem__):
         if indegree[op] == 0:
@@ -133,9 +136,10 @@ def schedule(graph: nx.DiGraph, keys: dict, order: dict) -> tuple:
         def priority(key):
             ops = ready[key]
             complete = len(ops) == remaining[key]
-            return (not complete, -len(ops), min(order[op] for op in ops))
+            return (not complete, -len(ops), first[key])
 
         key = min(ready, key=priority)
+        del first[key]
         ops = sorted(ready.pop(key), key=order.__getitem__)
         remaining[key] -= len(ops)
         if key[1] == "single":

@@ -7,14 +7,17 @@ import nengo
 import numpy as np
 import pytest
 
+from nengo_compile import compile_network
+
 from .conftest import compile_and_load, max_errors, reference
+from .models import CORPUS
 
 N_STEPS = 100
 
 
 def products():
     """Encoders and decoders of equal ensembles (block forms, thin and wide),
-    a large, nearly empty neuron-to-neuron matrix (sparse) and a dense one."""
+    a large, nearly empty neuron-to-neuron matrix (sparse) and dense ones."""
     rng = np.random.RandomState(3)
     with nengo.Network(seed=14, label="products") as net:
         stim = nengo.Node([0.5, -0.3, 0.2, 0.7, -0.1])
@@ -53,6 +56,15 @@ def test_products_take_every_form(compiled_products):
     assert forms == {"blocks", "sparse", "dense"}, forms
     buckets = [b for g in groups for b in g.values.get("buckets", ())]
     assert {b["broadcast"] for b in buckets} == {True, False}  # thin and wide blocks
+
+
+def test_equal_decoders_are_computed_once():
+    """The integrator's probe decodes what its recurrent connection decodes:
+    one product serves both (the round trips check the values)."""
+    compiled = compile_network(CORPUS["integrator"](), dtype="float64")
+    (group,) = [g for g in compiled.program.groups if "columns" in g.values]
+    assert compiled.params[group.consts["matrix"].param].shape == (100, 1)
+    assert group.values["shape"] == (100, 2)
 
 
 @pytest.mark.parametrize("jit", [False, True])

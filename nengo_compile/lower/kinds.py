@@ -329,6 +329,8 @@ BLOCK_MIN_SIZE = 4096
 MAX_BUCKETS = 8
 #: blocks with at most this many inputs or outputs are applied by broadcasting
 BROADCAST_MAX = 4
+#: dense matrices up to this size are checked for equal columns (computed once)
+DEDUPE_MAX_SIZE = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -488,6 +490,13 @@ class MatMulKind(OpKind):
             dense = np.zeros(shape)
             np.add.at(dense, (cols, rows), vals)
             values = dict(form="dense", shape=shape, nnz=int(nnz))
+            if total <= DEDUPE_MAX_SIZE:
+                # equal outputs (say a probe and a connection decoding the same
+                # function of one ensemble) are computed once
+                unique, inverse = np.unique(dense, axis=1, return_inverse=True)
+                if unique.shape[1] < shape[1]:
+                    dense = unique
+                    values["columns"] = params.add("columns", inverse.ravel(), integer=True)
             consts = {"matrix": ir.Const(param=params.add("weights", dense))}
         return ir.Group(
             **group,

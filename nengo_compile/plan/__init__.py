@@ -153,7 +153,9 @@ class Placement:
             order = list(dict.fromkeys(blocks.tolist()))
             offsets = np.cumsum([0] + [self.sizes[b] for b in order])
             start = dict(zip(order, offsets))
-            flat = np.array([start[b] for b in blocks]) + pos
+            offset = np.zeros(len(self.sizes), dtype=np.int64)
+            offset[order] = [start[b] for b in order]
+            flat = offset[blocks] + pos
             names = tuple(self.name(b) for b in order)
             return [ir.Piece(names, ir.GATHER, index=self._index(index_params, flat))]
         pieces = []
@@ -197,6 +199,7 @@ def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
     groups = [list(g.ops) for g in analysis.groups]
     kinds = [KINDS[g.kind] for g in analysis.groups]
 
+    final_requests = {}  # group -> its requests, for its final operator order
     visit = sorted(range(len(groups)), key=lambda i: (kinds[i].rank, -len(groups[i]), i))
     for i in visit:
         kind, ops = kinds[i], groups[i]
@@ -218,6 +221,7 @@ def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
                 break
         for request in requests:
             placement.place([s for segments in request.per_op for s in segments])
+        final_requests[i] = requests
 
     probe_segments = [
         None if analysis.is_const(sig) else ((sig.base, elements(sig)),) for sig in probe_signals
@@ -228,9 +232,9 @@ def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
 
     index_params = {}
     planned = []
-    for group, ops in zip(analysis.groups, groups):
+    for i, (group, ops) in enumerate(zip(analysis.groups, groups)):
         accesses = {}
-        for request in KINDS[group.kind].accesses(ops, ctx):
+        for request in final_requests[i]:
             accesses[request.role] = _resolve(placement, request, index_params)
         planned.append(PlannedGroup(group.kind, tuple(ops), accesses))
 
@@ -272,33 +276,34 @@ def _resolve(placement, request, index_params) -> Resolved:
             start += n
         return Resolved(access, tuple(positions))
 
-    # order-free: unique elements sorted by where they lie
+    # order-free: unique elements sorted by where they lie (vectorised: a
+    # group may hold hundreds of thousands of elements)
     blocks, pos = placement.locate(segments)
-    order = np.lexsort((pos, blocks))
-    key = blocks[order] * (max(placement.sizes) + 1) + pos[order]
-    unique_keys, first = np.unique(key, return_index=True)
-    unique_order = order[first]
-    flat_base = []
-    for base, idx in segments:
-        flat_base.extend((base, int(e)) for e in idx)
-    chosen = [flat_base[j] for j in unique_order]
-    access = placement.resolve(_as_segments(chosen), request.mode, index_params)
-    lookup = {k: n for n, k in enumerate(unique_keys.tolist())}
-    all_keys = blocks * (max(placement.sizes) + 1) + pos
-    positions, start = [], 0
-    for segs in request.per_op:
-        n = sum(len(idx) for _, idx in segs)
-        positions.append(np.array([lookup[k] for k in all_keys[start : start + n].tolist()]))
-        start += n
-    return Resolved(access, tuple(positions))
+    stride = max(placement.sizes) + 1
+    all_keys = blocks.astype(np.int64) * stride + pos
+    unique_keys, first = np.unique(all_keys, return_index=True)
+    bases = [base for base, _ in segments]
+    base_ids = np.repeat(np.arange(len(segments)), [len(idx) for _, idx in segments])
+    flat = np.concatenate([np.asarray(idx) for _, idx in segments]) if segments else all_keys
+    access = placement.resolve(
+        _runs(bases, base_ids[first], flat[first]), request.mode, index_params
+    )
+    positions = np.searchsorted(unique_keys, all_keys)
+    bounds = np.cumsum([0] + [sum(len(idx) for _, idx in segs) for segs in request.per_op])
+    return Resolved(access, tuple(positions[a:b] for a, b in zip(bounds[:-1], bounds[1:])))
 
 
-def _as_segments(pairs):
-    """[(base, element)] -> [(base, indices)] runs, preserving order."""
+def _runs(bases, ids, elements):
+    """Segments ``[(base, indices)]`` of elements given by segment id, merging
+    neighbouring runs of the same base signal, in order."""
+    if len(ids) == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(ids)) + 1
     segments = []
-    for base, e in pairs:
+    for run in np.split(np.arange(len(ids)), cuts):
+        base = bases[ids[run[0]]]
         if segments and segments[-1][0] is base:
-            segments[-1][1].append(e)
+            segments[-1] = (base, np.concatenate([segments[-1][1], elements[run]]))
         else:
-            segments.append((base, [e]))
-    return [(base, np.asarray(idx)) for base, idx in segments]
+            segments.append((base, elements[run]))
+    return segments
