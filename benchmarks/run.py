@@ -57,7 +57,7 @@ def main(argv=None):
     parser.add_argument("--no-nengo", action="store_true", help="skip nengo.Simulator")
     parser.add_argument("--scaling", action="store_true", help="only the compile-time scaling")
     parser.add_argument(
-        "--scaling-sizes", default="1,3,10,30,100", help="EnsembleArrays in the scaling chain"
+        "--scaling-sizes", default="12,40,120,400,1200", help="EnsembleArrays in the scaling chain"
     )
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import nengo
 import numpy as np
 import pytest
@@ -85,3 +87,49 @@ def test_unsupported_features_are_listed_together():
         compile_network(net)
     text = str(info.value)
     assert "RandomNeurons" in text and "3 spatial dimensions" in text
+
+
+def _benchmark_networks():
+    """benchmarks/networks.py (not a package: loaded from its file)."""
+    import importlib.util
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_networks", ROOT / "benchmarks" / "networks.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "name, args, n_groups, blocks",
+    [
+        # encoders (1-D inputs) and decoders (2 outputs) of 24 product ensembles
+        ("cconv", (4, 32), 18, [(24, 1, 16), (24, 16, 2)]),
+        # encoders (4-D) and decoders (3 connections of 4-D each) of 6 ensembles
+        ("random_network", (4, 8, nengo.LIF, 6, 2), 8, [(6, 4, 32), (6, 32, 12)]),
+    ],
+)
+def test_benchmark_networks_merge_into_blocks(name, args, n_groups, blocks):
+    """Small versions of the benchmark networks: a constant number of groups,
+    encoders and decoders of equal ensembles as batched dense blocks, and no
+    more gathers than the layout leaves today (Copy increments of several
+    sources into one ensemble input, and inputs of a merged ElementwiseInc or
+    filter interleaved by another group's layout)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = getattr(_benchmark_networks(), name)(*args)
+    compiled = compile_network(net)
+    stats = compiled.stats
+    assert stats.groups_after == n_groups
+    assert stats.reads.get("gather", 0) <= 2
+    assert stats.writes.get("gather", 0) <= 2
+    found = [
+        b["blocks"]
+        for g in compiled.program.groups
+        if g.template == "matmul.py.j2"
+        for b in g.values.get("buckets", ())
+    ]
+    assert found == blocks
