@@ -333,6 +333,14 @@ BROADCAST_MAX = 4
 DEDUPE_MAX_SIZE = 1 << 22
 
 
+def _summed(index, values, shape) -> np.ndarray:
+    """A dense array of ``shape`` with ``values`` summed at ``index`` (a fast
+    ``np.add.at``)."""
+    flat = np.ravel_multi_index(index, shape)
+    size = int(np.prod(shape))
+    return np.bincount(flat, weights=values, minlength=size).reshape(shape)
+
+
 @dataclass(frozen=True)
 class _Bucket:
     """Equal dense blocks of a merged product: the input columns ``inputs``
@@ -383,7 +391,7 @@ def _buckets(x_size, y_size, per_op) -> list | None:
             local_out = np.full(y_size, -1)
             local_out[outs] = np.arange(n_out)
             for rows, cols, vals in blocks[key][1]:
-                np.add.at(weights[k], (local_in[cols], local_out[rows]), vals)
+                weights[k] += _summed((local_in[cols], local_out[rows]), vals, (n_in, n_out))
             bucket_in.append(np.array(key))
             bucket_out.append(outs)
         buckets.append(_Bucket(weights, np.concatenate(bucket_in), np.concatenate(bucket_out)))
@@ -434,8 +442,8 @@ class MatMulKind(OpKind):
             if hasattr(m, "row"):
                 r, c, v = m.row, m.col, np.asarray(m.data, dtype=np.float64)
             else:
-                r, c = np.nonzero(np.ones_like(m, dtype=bool))
-                v = m[r, c]
+                r, c = (a.ravel() for a in np.indices(m.shape))
+                v = m.ravel()
             per_op.append((xpos, ypos, ypos[r], xpos[c], v))
         rows, cols, vals = (np.concatenate([p[k] for p in per_op]) for k in (2, 3, 4))
         shape = (x.access.size, y.access.size)  # we store the transpose: x @ M^T
@@ -487,8 +495,7 @@ class MatMulKind(OpKind):
             )
             consts = {"matrix": ir.Const(param=params.add("sp_value", summed))}
         else:
-            dense = np.zeros(shape)
-            np.add.at(dense, (cols, rows), vals)
+            dense = _summed((cols, rows), vals, shape)
             values = dict(form="dense", shape=shape, nnz=int(nnz))
             if total <= DEDUPE_MAX_SIZE:
                 # equal outputs (say a probe and a connection decoding the same
