@@ -75,3 +75,28 @@ def test_products_match_nengo(compiled_products, jit):
     assert max(errors.values()) <= 1e-9, errors
     for name in module.PROBES:
         np.testing.assert_array_equal(outputs[name][0], outputs[name][1])
+
+
+def test_products_export_to_tflite_and_onnx(compiled_products, tmp_path):
+    """The block and sparse forms use only ops that TFLite and ONNX hold
+    (the sparse form as a gather and a segment sum, not tf.sparse)."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    pytest.importorskip("tf2onnx")
+    net = compiled_products[0]
+    float32_module = compile_and_load(net, tmp_path, dtype="float32")[1]
+    model = float32_module.Model()
+    expected = model.run(N_STEPS)
+    model.export_tflite(tmp_path / "m.tflite")
+    model.export_onnx(tmp_path / "m.onnx")
+    n_steps = np.array(N_STEPS, np.int32)
+    runner = litert.Interpreter(model_path=str(tmp_path / "m.tflite")).get_signature_runner("run")
+    tflite = runner(n_steps=n_steps)
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
+    names = [o.name for o in session.get_outputs()]
+    feeds = {"n_steps": n_steps, "batch_size": np.array(1, np.int32)}
+    onnx = dict(zip(names, session.run(None, feeds)))
+    for name, value in expected.items():
+        for got in (tflite[f"probe_{name}"], onnx[f"probe_{name}"]):
+            # float32 runtimes differ in the last bits: compare sums over time
+            np.testing.assert_allclose(got.sum(axis=1), value.sum(axis=1), atol=0.05)
