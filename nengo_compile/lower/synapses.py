@@ -43,10 +43,14 @@ def process_key(op, ctx) -> tuple:
         return ("linear_filter", "merge", op.mode, name, len(A))
     if isinstance(process, Triangle):
         return ("triangle", "single")
-    for cls in type(process).__mro__:
-        if cls in PROCESS_KEYS:
-            return PROCESS_KEYS[cls](op, ctx)
-    raise NotImplementedError(f"process {type(process).__name__} ({op.tag or op})")
+    try:
+        for cls in type(process).__mro__:
+            if cls in PROCESS_KEYS:
+                return PROCESS_KEYS[cls](op, ctx)
+        raise NotImplementedError(f"a process of type {type(process).__name__}")
+    except NotImplementedError as exc:
+        # Python code, like a Node function: a hook that runs Nengo's own step
+        return ("process_hook", "single", str(exc))
 
 
 #: process type -> merge key function, for processes other than synapses
