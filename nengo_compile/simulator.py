@@ -132,7 +132,9 @@ class Simulator:
             fn for fn in compiled.hook_functions.values() if isinstance(fn, ProcessStep)
         ]
         functions = {
-            name: self._serve(fn, self._module.HOOKS[name][2])
+            name: (self._serve_process if isinstance(fn, ProcessStep) else self._serve)(
+                fn, self._module.HOOKS[name][2]
+            )
             for name, fn in compiled.hook_functions.items()
         }
         self._program = self._module.Model(node_functions=functions)
@@ -353,6 +355,21 @@ class Simulator:
             self._sim_data[probe].extend(outputs[name][0])
         self._n_steps += steps
         self._time = self._n_steps * self.dt
+
+    def _serve_process(self, fn, size_out):
+        """A process's own step, as Nengo's ``SimProcess`` calls it: its value is
+        assigned to the output (``None`` becomes NaN), without checks."""
+
+        def call(*args):
+            try:
+                output = np.zeros(size_out)
+                output[...] = fn(*args)
+                return output
+            except Exception as exc:
+                self._hook_error = exc
+                raise
+
+        return call
 
     def _serve(self, fn, size_out):
         """``fn`` as Nengo's ``SimPyFunc`` calls it: the output checked like
