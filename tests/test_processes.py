@@ -10,9 +10,6 @@ time and spectra. All seeds are fixed, so these tests are deterministic.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import nengo
 import numpy as np
 import pytest
@@ -29,7 +26,7 @@ from scipy import stats
 
 from nengo_compile import compile_network
 
-from .conftest import ROOT, compile_and_load, max_errors, reference
+from .conftest import assert_ruff_formatted, compile_and_load, max_errors, reference
 
 DT = 0.001
 
@@ -349,16 +346,10 @@ def test_generated_source_is_formatted_and_deterministic(tmp_path):
     merged = compile_network(ensemble_noise(), module_name="noise")
     kinds = [g.kind for g in merged.program.groups]
     assert kinds.count("white_noise") == 1 and kinds.count("filtered_noise") == 1
-    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
     for index, source in enumerate((first, merged.source, _deterministic_source())):
         path = tmp_path / f"procs{index}.py"
         path.write_text(source)
-        result = subprocess.run(
-            [ruff, "format", "--check", "--diff", "--line-length", "100", str(path)],
-            capture_output=True,
-            text=True,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
+        assert_ruff_formatted(path)
         assert "numpy_function" not in source.split("class Model")[1].split("def _run")[1]
 
 

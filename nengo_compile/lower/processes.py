@@ -41,7 +41,7 @@ from nengo.utils.numpy import rfftfreq
 
 from . import ir
 from .kinds import AccessRequest, OpKind, op_order_values, register, seg
-from .synapses import PROCESS_KEYS, _per_element_matrix, _state_order
+from .synapses import PROCESS_KEYS, _state_order, filter_constants
 
 #: the largest table (values per batch element) a process may precompute
 MAX_TABLE = 2**24
@@ -256,28 +256,7 @@ class FilteredNoiseKind(OpKind):
         mats = [_filter_form(op, ctx.dt)[1] for op in ops]
         k = len(mats[0][0])
 
-        def per_element(fn, width=None):
-            values = [
-                np.tile(np.asarray(fn(m), dtype=np.float64), (op.output.size, 1))
-                for op, m in zip(ops, mats)
-            ]
-            if width is None:
-                flat = [v.reshape(-1) for v in values]
-                return params.const(step.lower(), op_order_values(out, flat, size))
-            return _per_element_matrix(params, step.lower(), out, values, width, size)
-
-        consts = {}
-        if step == "NoX":
-            consts["d"] = per_element(lambda m: [m[3].item()])
-        elif step == "OneX":
-            consts["a"] = per_element(lambda m: [m[0].item()])
-            consts["b"] = per_element(lambda m: [m[2].item() * m[1].item()])
-        else:
-            consts["A"] = per_element(lambda m: np.asarray(m[0]).reshape(-1), (k, k))
-            consts["B"] = per_element(lambda m: np.asarray(m[1]).reshape(-1), (k,))
-            consts["C"] = per_element(lambda m: np.asarray(m[2]).reshape(-1), (k,))
-            if step == "General":
-                consts["D"] = per_element(lambda m: [m[3].item()])
+        consts = filter_constants(step, mats, ops, out, params)
         writes = {"output": out.access}
         reads = {}
         if step != "NoX":
