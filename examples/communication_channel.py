@@ -4,9 +4,9 @@ Compile it with::
 
     nengo-compile examples/communication_channel.py -o build/channel_tf.py
 
-The input is a Python function of time, so the compiled module exposes it as
-an input named ``stimulus`` (shape ``[batch, n_steps, 1]``), or it can be served
-by the function itself: ``Model(node_functions={"stimulus": fn})``.
+The input is a function of time, which the compiler translates to TensorFlow;
+the compiled module computes it unless it is fed through the input named
+``stimulus`` (shape ``[batch, n_steps, 1]``), as ``examples/run_channel.py`` does.
 """
 
 import nengo

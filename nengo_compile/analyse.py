@@ -28,7 +28,7 @@ from nengo.builder.operator import (
     TimeUpdate,
 )
 from nengo.builder.probe import SimProbe
-from nengo.exceptions import BuildError
+from nengo.exceptions import BuildError, NengoException
 from nengo.utils.simulator import operator_dependency_graph
 
 from .errors import CompileError, UnsupportedError
@@ -76,6 +76,8 @@ def analyse(operators, dt: float) -> Analysis:
             keys[op] = merge_key(op, ctx)
         except NotImplementedError as exc:
             unsupported.append(str(exc))
+        except NengoException as exc:  # Nengo's own error (nengo.Simulator raises it too)
+            raise CompileError(f"Nengo rejects the model: {exc}") from exc
     if unsupported:
         raise UnsupportedError(sorted(set(unsupported)))
 

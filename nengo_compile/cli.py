@@ -157,8 +157,14 @@ def report(compiled) -> str:
     translated = [g for g in program.groups if g.template == "node_tf.py.j2"]
     lines.append(f"translated to TensorFlow ({len(translated)}):")
     lines += [f"  {g.title}: {g.values['source']}" for g in translated]
-    lines.append(f"hooks ({len(program.hooks)}):")
-    for h in program.hooks:
+    inputs = [h for h in program.hooks if h.is_input]
+    lines.append(f"inputs ({len(inputs)}):")
+    for h in inputs:
+        how = "optional (the translated function is the default)" if h.translated else "required"
+        lines.append(f"  {h.name} [{h.size_out}] ({h.label!r}): {how}")
+    hooks = [h for h in program.hooks if not h.translated]
+    lines.append(f"hooks ({len(hooks)}):")
+    for h in hooks:
         how = "input or node_functions" if h.is_input else "node_functions"
         lines.append(f"  {h.name} ({h.label!r}, {h.source}): served by {how}")
         if h.reason:

@@ -21,6 +21,7 @@ from .export import ExportOptions, Staged, export
 from .load import load
 from .lower import ir, lower
 from .lower.kinds import LowerContext
+from .lower.processes import ProcessStep
 from .plan import PlanStats, plan
 from .render import render
 from .translate import Translator
@@ -56,12 +57,17 @@ def compile_network(
     network_name: str = "",
     translate: bool = True,
     model: nengo.builder.Model | None = None,
+    check_finite: bool = False,
 ) -> Compiled:
     """Compile a network into the source and parameters of a TF module.
 
     With ``translate``, Node and connection functions become TensorFlow
     operations where `nengo_compile.translate` can translate them; the rest
     stay Python hooks (with a `TranslationWarning` each).
+
+    ``check_finite`` makes translated functions check their output, as Nengo
+    checks every Node output (`nengo_compile.Simulator` turns it on; it adds an
+    op that TFLite cannot hold).
 
     ``model`` is passed to the build stage as ``nengo.Simulator`` takes it: a
     Model to build into or, with ``network=None``, one already built.
@@ -77,7 +83,11 @@ def compile_network(
         functions = [getattr(op, "fn", None) for op in built.operators]
         translator = Translator(translate, [fn for fn in functions if fn is not None])
         ctx = LowerContext(
-            dt=built.dt, dtype=dtype, is_const=analysis.is_const, translator=translator
+            dt=built.dt,
+            dtype=dtype,
+            is_const=analysis.is_const,
+            translator=translator,
+            check_finite=check_finite,
         )
         planned = plan(
             analysis,
@@ -88,15 +98,17 @@ def compile_network(
     with _stage("lower", timings):
         label = network_name or built.network.label or ""
         header = _header(source_name, label, planned.stats)
-        program = lower(built, analysis, planned, dtype, header, translator)
+        program = lower(
+            built, analysis, planned, dtype, header, translator, check_finite=check_finite
+        )
     with _stage("render", timings):
         source = render(program, module_name, f"{module_name}.npz")
     # The callables behind the hooks, for whoever runs the module in this process
-    functions = {
-        hook.name: planned.groups[hook.index].ops[0].fn
-        for hook in program.hooks
-        if not hook.translated
-    }
+    functions = {}
+    for hook in program.hooks:
+        if not hook.translated:
+            op = planned.groups[hook.index].ops[0]
+            functions[hook.name] = op.fn if hasattr(op, "fn") else ProcessStep(op, built.dt)
     return Compiled(
         program,
         source,

@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 from nengo.builder.signal import SignalDict
 from nengo.exceptions import (
     NengoException,
@@ -36,6 +37,7 @@ from nengo.utils.numpy import maxint
 from nengo.utils.progress import NoProgressBar, Progress, ProgressTracker
 
 from .errors import CompileError
+from .lower.processes import ProcessStep
 from .pipeline import compile_network
 from .write import write
 
@@ -105,6 +107,7 @@ class Simulator:
                     module_name=name,
                     source_name="<Simulator>",
                     model=model,
+                    check_finite=True,
                 )
             except CompileError as exc:
                 # Nengo's own build errors reach the user as Nengo raised them
@@ -125,8 +128,13 @@ class Simulator:
         self._layout = compiled.layout
         self._probe_names = dict(zip(self.model.probes, self._module.PROBES))
         self._hook_error = None
+        self._process_steps = [
+            fn for fn in compiled.hook_functions.values() if isinstance(fn, ProcessStep)
+        ]
         functions = {
-            name: self._serve(fn, self._module.HOOKS[name][2])
+            name: (self._serve_process if isinstance(fn, ProcessStep) else self._serve)(
+                fn, self._module.HOOKS[name][2]
+            )
             for name, fn in compiled.hook_functions.items()
         }
         self._program = self._module.Model(node_functions=functions)
@@ -273,6 +281,9 @@ class Simulator:
         if seed is not None:
             self.seed = seed
         self._program.set_seed(self.seed)
+        rng = np.random.RandomState(self.seed)  # processes that stay Python
+        for process_step in self._process_steps:
+            process_step.reset(rng)
         self._state = self._program.initial_state(batch_size=1)
         self._n_steps = 0
         self._time = 0.0
@@ -329,16 +340,36 @@ class Simulator:
         self._hook_error = None
         try:
             outputs, state = self._program.run(steps, state=self._state, return_state=True)
-        except Exception:
+        except Exception as exc:
             if self._hook_error is not None:
                 error, self._hook_error = self._hook_error, None
                 raise error.with_traceback(error.__traceback__) from None
+            if isinstance(exc, tf.errors.InvalidArgumentError) and "returned non-finite" in str(
+                exc
+            ):  # a translated function's output failed its check, as in Nengo's SimPyFunc
+                message = str(exc).split("returned non-finite")[0].strip().splitlines()[-1]
+                raise SimulationError(f"{message} returned non-finite value") from None
             raise
         self._state = state
         for probe, name in self._probe_names.items():
             self._sim_data[probe].extend(outputs[name][0])
         self._n_steps += steps
         self._time = self._n_steps * self.dt
+
+    def _serve_process(self, fn, size_out):
+        """A process's own step, as Nengo's ``SimProcess`` calls it: its value is
+        assigned to the output (``None`` becomes NaN), without checks."""
+
+        def call(*args):
+            try:
+                output = np.zeros(size_out)
+                output[...] = fn(*args)
+                return output
+            except Exception as exc:
+                self._hook_error = exc
+                raise
+
+        return call
 
     def _serve(self, fn, size_out):
         """``fn`` as Nengo's ``SimPyFunc`` calls it: the output checked like

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -68,6 +70,17 @@ def reference(net, n_steps, dt=0.001, seed=None):
             return [np.asarray(sim.data[p]) for p in net.all_probes], sim
     finally:
         net.seed = old
+
+
+def assert_ruff_formatted(path):
+    """The file is exactly as `ruff format` (line length 100) would write it."""
+    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
+    result = subprocess.run(
+        [ruff, "format", "--check", "--diff", "--line-length", "100", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def probe_names(module):

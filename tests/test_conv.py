@@ -7,9 +7,6 @@ between ensembles, where float64 must give identical spike rasters.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import nengo
 import numpy as np
 import pytest
@@ -17,7 +14,13 @@ import pytest
 from nengo_compile import compile_network
 from nengo_compile.errors import UnsupportedError
 
-from .conftest import ROOT, compile_and_load, compile_to, max_errors, reference
+from .conftest import (
+    assert_ruff_formatted,
+    compile_and_load,
+    compile_to,
+    max_errors,
+    reference,
+)
 
 N_STEPS = 60
 
@@ -261,13 +264,7 @@ def test_generated_convolutions_are_formatted_and_deterministic(tmp_path):
     second = compile_network(variants_network(), module_name="conv_tf")
     assert first.source == second.source
     assert all(np.array_equal(first.params[k], second.params[k]) for k in first.params)
-    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
-    result = subprocess.run(
-        [ruff, "format", "--check", "--diff", "--line-length", "100", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_ruff_formatted(path)
 
 
 def test_3d_convolution_is_unsupported():

@@ -14,6 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from nengo_compile import compile_network
 from nengo_compile.cli import main
 
 from .conftest import ROOT, compile_and_load
@@ -286,3 +287,46 @@ def test_random_processes_refuse_portable_exports(tmp_path):
         with pytest.raises(ValueError, match="random number generation"):
             export(tmp_path / path)
         assert not (tmp_path / path).exists()
+
+
+def test_export_refuses_neuron_stubs(tmp_path):
+    """A neuron type without a template runs NumPy: no export can hold it."""
+    import nengo
+
+    from nengo_compile import CompileError
+    from nengo_compile.export import ExportOptions, Staged, export
+
+    class Bursty(nengo.neurons.NeuronType):
+        def gain_bias(self, max_rates, intercepts):
+            return nengo.LIFRate().gain_bias(max_rates, intercepts)
+
+        def step(self, dt, J, output):
+            output[...] = np.maximum(J, 0) ** 2
+
+    with nengo.Network(seed=2) as net:
+        ens = nengo.Ensemble(10, 1, neuron_type=Bursty(), label="bursty")
+        nengo.Probe(ens.neurons)
+    with pytest.warns(UserWarning):
+        compiled = compile_network(net)
+    with pytest.raises(CompileError, match="cannot export: neuron type 'Bursty'"):
+        export(compiled, ExportOptions(saved_model=str(tmp_path / "sm")), Staged())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_translated_models_export_without_hooks(tmp_path):
+    """Every function of the translation corpus exports to a SavedModel that
+    runs with TensorFlow alone and gives the module's outputs."""
+    import tensorflow as tf
+
+    from .test_translate import MODELS as TRANSLATED
+
+    for name, make in TRANSLATED.items():
+        _, module = compile_and_load(make(), tmp_path / name, dtype="float64")
+        assert module.HOOKS == {}
+        model = module.Model()
+        expected = model.run(50)
+        model.export_saved_model(tmp_path / name / "sm")
+        run = tf.saved_model.load(str(tmp_path / name / "sm")).signatures["run"]
+        got = run(n_steps=tf.constant(50), batch_size=tf.constant(1))
+        for probe, want in expected.items():
+            np.testing.assert_array_equal(got[f"probe_{probe}"].numpy(), want, err_msg=probe)

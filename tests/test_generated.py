@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,7 +11,7 @@ import pytest
 
 from nengo_compile import compile_network
 
-from .conftest import ROOT, compile_to, reference
+from .conftest import ROOT, assert_ruff_formatted, compile_to, reference
 from .models import CORPUS
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -47,13 +46,7 @@ def test_generated_source_matches_golden(golden, update_golden):
 def test_generated_source_is_valid_and_formatted(name, tmp_path):
     compiled, path = compile_to(CORPUS[name](), tmp_path)
     compile(compiled.source, str(path), "exec")
-    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
-    result = subprocess.run(
-        [ruff, "format", "--check", "--diff", "--line-length", "100", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_ruff_formatted(path)
 
 
 def test_long_labels_stay_formatted(tmp_path):
@@ -68,13 +61,7 @@ def test_long_labels_stay_formatted(tmp_path):
         nengo.Probe(ens, label=label)
         nengo.Probe(ens.neurons)
     _, path = compile_to(net, tmp_path)
-    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
-    result = subprocess.run(
-        [ruff, "format", "--check", "--diff", "--line-length", "100", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_ruff_formatted(path)
 
 
 def test_same_model_and_seed_give_identical_files(tmp_path):

@@ -6,9 +6,6 @@ decoders, encoders) and the rules' own signals (delta, error, theta, ...).
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import nengo
 import numpy as np
 import pytest
@@ -19,7 +16,13 @@ from nengo_compile import UnsupportedError, compile_network
 from nengo_compile.analyse import analyse
 from nengo_compile.build import build
 
-from .conftest import ROOT, compile_and_load, compile_to, max_errors, reference
+from .conftest import (
+    assert_ruff_formatted,
+    compile_and_load,
+    compile_to,
+    max_errors,
+    reference,
+)
 
 N_STEPS = 300
 
@@ -259,16 +262,10 @@ def test_same_shape_rules_merge():
 
 
 def test_generated_source_is_formatted_and_deterministic(tmp_path):
-    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
     for name, (factory, _, _) in sorted(MODELS.items()):
         first, path = compile_to(factory(), tmp_path, name=f"{name}_tf")
         assert compile_network(factory(), module_name=f"{name}_tf").source == first.source
-        result = subprocess.run(
-            [ruff, "format", "--check", "--diff", "--line-length", "100", str(path)],
-            capture_output=True,
-            text=True,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
+        assert_ruff_formatted(path)
 
 
 def test_learning_rule_subclass_is_unsupported():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import linecache
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,7 @@ from nengo_compile.cli import main
 from nengo_compile.lower.neuron_stubs import NotSelfContained, rebuild_step
 from nengo_compile.neurons import SoftLIFRate
 
-from .conftest import ROOT, compile_and_load, import_module, reference
+from .conftest import ROOT, assert_ruff_formatted, compile_and_load, import_module, reference
 from .test_generated import BLOCK_NENGO
 
 N_STEPS = 300
@@ -382,13 +381,7 @@ def test_custom_types_compile_to_stubs(tmp_path, capsys):
         for row in outputs[name]:
             assert np.max(np.abs(row - ref)) <= 1e-9, name
 
-    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
-    result = subprocess.run(
-        [ruff, "format", "--check", "--diff", "--line-length", "100", str(out)],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_ruff_formatted(out)
 
 
 def test_copied_stub_runs_without_nengo(tmp_path, capsys):

@@ -10,9 +10,6 @@ time and spectra. All seeds are fixed, so these tests are deterministic.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import nengo
 import numpy as np
 import pytest
@@ -27,9 +24,9 @@ from nengo.processes import (
 )
 from scipy import stats
 
-from nengo_compile import UnsupportedError, compile_network
+from nengo_compile import compile_network
 
-from .conftest import ROOT, compile_and_load, max_errors, reference
+from .conftest import assert_ruff_formatted, compile_and_load, max_errors, reference
 
 DT = 0.001
 
@@ -349,16 +346,10 @@ def test_generated_source_is_formatted_and_deterministic(tmp_path):
     merged = compile_network(ensemble_noise(), module_name="noise")
     kinds = [g.kind for g in merged.program.groups]
     assert kinds.count("white_noise") == 1 and kinds.count("filtered_noise") == 1
-    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
     for index, source in enumerate((first, merged.source, _deterministic_source())):
         path = tmp_path / f"procs{index}.py"
         path.write_text(source)
-        result = subprocess.run(
-            [ruff, "format", "--check", "--diff", "--line-length", "100", str(path)],
-            capture_output=True,
-            text=True,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
+        assert_ruff_formatted(path)
         assert "numpy_function" not in source.split("class Model")[1].split("def _run")[1]
 
 
@@ -366,22 +357,36 @@ def _deterministic_source():
     return compile_network(deterministic_processes(), module_name="det").source
 
 
-def test_unsupported_processes_are_listed_together():
+def test_processes_without_tf_form_stay_python_hooks():
+    """Processes with no TF form become named hooks (one warning each, with the
+    reason), served by Nengo's own step in nengo_compile.Simulator."""
+    from nengo_compile import Simulator
+    from nengo_compile.lower import TranslationWarning
+
     class Custom(nengo.Process):
         def make_step(self, shape_in, shape_out, dt, rng, state):
-            return lambda t: np.zeros(shape_out)
+            return lambda t: np.full(shape_out, np.sin(10 * t))
 
     with nengo.Network(seed=1) as net:
-        nengo.Node(WhiteNoise(Choice([[1.0], [2.0]])), size_out=1)
-        nengo.Node(Piecewise({0: lambda t: [t], 0.5: [1.0]}))
-        nengo.Node(WhiteSignal(1.0, high=5, y0=0.0))
-        nengo.Node(Custom(default_size_in=0, default_size_out=1))
-        nengo.Ensemble(10, 1, noise=WhiteNoise(nengo.dists.UniformHypersphere()))
-        nengo.Node(FilteredNoise(nengo.synapses.Triangle(0.01)), size_out=2)
-    with pytest.raises(UnsupportedError) as info:
-        compile_network(net)
-    items = "\n".join(info.value.items)
-    assert len(info.value.items) == 6, items
-    expected = ("Choice", "callable", "y0 and no seed", "Custom", "UniformHypersphere", "Triangle")
-    for text in expected:
-        assert text in items
+        nodes = [
+            nengo.Node(WhiteNoise(Choice([[1.0], [2.0]])), size_out=1, label="choice"),
+            nengo.Node(Piecewise({0: lambda t: [t], 0.05: [1.0]}), label="callable"),
+            nengo.Node(WhiteSignal(1.0, high=5, y0=0.0), label="y0"),
+            nengo.Node(Custom(default_size_in=0, default_size_out=1), label="custom"),
+        ]
+        ens = nengo.Ensemble(10, 1, noise=WhiteNoise(nengo.dists.UniformHypersphere()))
+        nodes.append(nengo.Node(FilteredNoise(nengo.synapses.Triangle(0.01)), size_out=2))
+        probes = [nengo.Probe(node) for node in nodes]
+        nengo.Probe(ens.neurons)
+    with pytest.warns(TranslationWarning) as record:
+        compiled = compile_network(net)
+    hooks = [h for h in compiled.program.hooks if not h.translated]
+    assert len(hooks) == 6 and len(record) == 6
+    reasons = "\n".join(h.reason for h in hooks)
+    for text in ("Choice", "callable", "y0 and no seed", "Custom", "UniformHypersphere"):
+        assert text in reasons
+    with nengo.Simulator(net, progress_bar=False) as ref, Simulator(net, progress_bar=False) as sim:
+        ref.run_steps(100)
+        sim.run_steps(100)
+    for probe in (probes[1], probes[3]):  # deterministic: Nengo's own step, exactly
+        np.testing.assert_allclose(sim.data[probe], ref.data[probe], atol=1e-12)

@@ -108,3 +108,22 @@ def test_step_matches_run_and_batches_agree(tmp_path, references):
         state, probes = model.step(state)
         for name in module.PROBES:
             np.testing.assert_array_equal(probes[name].numpy(), outputs[name][:2, i])
+
+
+def test_sink_hooks_run_when_served(tmp_path):
+    """A Node without output runs its function when one is given; otherwise it
+    is skipped (a sink has no effect on the model)."""
+    import nengo
+
+    seen = []
+    with nengo.Network(seed=1) as net:
+        stim = nengo.Node([0.5])
+        sink = nengo.Node(lambda t, x: seen.append(float(x[0])), size_in=1, label="sink")
+        nengo.Connection(stim, sink, synapse=None)
+        nengo.Probe(stim)
+    seen.clear()  # Nengo called the function once to find its output size
+    _, module = compile_and_load(net, tmp_path, translate=False)
+    module.Model().run(3)
+    assert seen == []
+    module.Model(node_functions={"sink": lambda t, x: seen.append(float(x[0]))}).run(3)
+    assert seen == [0.5, 0.5, 0.5]

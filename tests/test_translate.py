@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import random
 import shutil
-import subprocess
 import warnings
 
 import nengo
@@ -23,7 +22,13 @@ from nengo_compile import compile_network
 from nengo_compile.cli import main
 from nengo_compile.lower import TranslationWarning
 
-from .conftest import ROOT, compile_and_load, compile_to, max_errors, reference
+from .conftest import (
+    assert_ruff_formatted,
+    compile_and_load,
+    compile_to,
+    max_errors,
+    reference,
+)
 
 N_STEPS = 1000  # t reaches 1.0: every branch on time is taken
 
@@ -360,13 +365,7 @@ def test_generated_code_is_deterministic_formatted_and_commented(tmp_path):
     assert (tmp_path / "a" / "forms_tf.npz").read_bytes() == (
         tmp_path / "b" / "forms_tf.npz"
     ).read_bytes()
-    ruff = shutil.which("ruff") or str(ROOT / ".venv" / "bin" / "ruff")
-    result = subprocess.run(
-        [ruff, "format", "--check", "--diff", "--line-length", "100", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_ruff_formatted(path)
     assert "# test_translate.py:" in first.source
     assert "lambda t, x: W @ x" in first.source  # the source line, as a comment only
     code = [line.split("#")[0] for line in first.source.splitlines()]

@@ -33,7 +33,9 @@ class TranslationWarning(UserWarning):
     """A Node or connection function that stays Python (a hook)."""
 
 
-def lower(built, analysis, plan, dtype: str, header: dict, translator=None) -> ir.Program:
+def lower(
+    built, analysis, plan, dtype: str, header: dict, translator=None, check_finite=False
+) -> ir.Program:
     params = Params(dtype)
     for name, array in plan.index_params.items():
         params.arrays[name] = array
@@ -46,21 +48,24 @@ def lower(built, analysis, plan, dtype: str, header: dict, translator=None) -> i
         names=describe.op,
         hooks=hooks,
         translator=translator,
+        check_finite=check_finite,
     )
     groups = []
+    python_processes = set()
     for index, group in enumerate(plan.groups):
         lowered = KINDS[group.kind].lower(index, group.ops, group.accesses, params, ctx)
         groups.append(lowered)
-        if group.kind == "pyfunc":
+        if group.kind in ("pyfunc", "process_hook"):
             op = group.ops[0]
             if lowered.template == KINDS["pyfunc"].template:
                 hooks[op] = replace(hooks[op], index=index, reason=lowered.values["reason"])
             else:  # translated: no Python left, but a source node stays an input
                 hooks[op] = replace(hooks[op], index=index, translated=True)
-    if translator is not None and translator.enabled:
-        for hook in sorted(hooks.values(), key=lambda h: h.index):
-            if hook.translated:
-                continue
+            if group.kind == "process_hook":
+                python_processes.add(op)
+    translating = translator is not None and translator.enabled
+    for op, hook in sorted(hooks.items(), key=lambda item: item[1].index):
+        if not hook.translated and (translating or op in python_processes):
             warnings.warn(
                 f"{hook.name!r} ({hook.source}) stays a Python hook; "
                 f"cannot translate {hook.reason}",
@@ -166,6 +171,10 @@ def _name_hooks(built, plan) -> dict:
     hooks = {}
     used = set()
     for group in plan.groups:
+        if group.kind == "process_hook":
+            (op,) = group.ops
+            hooks[op] = _process_hook(op, model, network, names, built.dt)
+            continue
         if group.kind != "pyfunc":
             continue
         (op,) = group.ops
@@ -196,6 +205,40 @@ def _name_hooks(built, plan) -> dict:
             is_input=op.x is None and op.output is not None and op.t is not None,
         )
     return hooks
+
+
+def _process_hook(op, model, network, names, dt) -> ir.Hook:
+    """A process that stays Python, named after the Node or Ensemble it drives."""
+    label, fallback = "", "process"
+    for i, node in enumerate(network.all_nodes):
+        if node.output is op.process and model.sig[node]["out"] is op.output:
+            label, fallback = node.label or "", f"node{i}"
+            break
+    else:
+        for i, ens in enumerate(network.all_ensembles):
+            if ens.noise is op.process and model.sig[ens.neurons]["in"] is op.output.base:
+                label, fallback = f"{ens.label or f'ensemble{i}'}_noise", f"ensemble{i}_noise"
+                break
+    name = names.name(label or fallback, fallback)
+    return ir.Hook(
+        name=name,
+        label=label or name,
+        source=_source(type(op.process).make_step),
+        index=-1,
+        size_in=0 if op.input is None else op.input.size,
+        size_out=op.output.size,
+        takes_t=True,
+        is_input=op.input is None and op.mode == "set",
+        reason=f"{_key_reason(op, dt)}: a process with no TensorFlow form",
+    )
+
+
+def _key_reason(op, dt) -> str:
+    """Why a process stays Python: the reason its merge key recorded."""
+    from ..analyse import KeyContext
+    from .synapses import process_key
+
+    return process_key(op, KeyContext(frozenset(), dt))[2]
 
 
 def _label(obj) -> str:

@@ -62,6 +62,7 @@ class LowerContext:
     is_const: object  # callable: Signal -> bool
     names: object = None  # callable: op -> short description
     hooks: object = None  # SimPyFunc op -> ir.Hook
+    check_finite: bool = False  # translated functions check their output is finite
     translator: object = None  # nengo_compile.translate.Translator (None: no translation)
 
 
@@ -286,13 +287,6 @@ class ElementwiseIncKind(OpKind):
         return ir.Group(**group, template=self.template, reads=reads, consts=consts)
 
 
-@dataclass(frozen=True)
-class _Coo:
-    row: np.ndarray
-    col: np.ndarray
-    data: np.ndarray
-
-
 def _matrix(op):
     """The operator's A as a dense or scipy-sparse 2-D matrix [Y.size, X.size]."""
     A = op.A.initial_value
@@ -302,8 +296,9 @@ def _matrix(op):
         return bsr_matrix((A, op.indices, op.indptr)).tocoo()
     if hasattr(A, "tocoo"):  # scipy.sparse
         return A.tocoo()
-    if hasattr(A, "indices") and hasattr(A, "data"):  # nengo.transforms.SparseMatrix
-        return _Coo(A.indices[:, 0], A.indices[:, 1], np.asarray(A.data, dtype=np.float64))
+    if hasattr(A, "allocate"):  # nengo.transforms.SparseMatrix: what Nengo's simulator
+        A = A.allocate()  # uses (scipy CSR, or dense with Nengo's warning)
+        return A.tocoo() if hasattr(A, "tocoo") else np.asarray(A, dtype=np.float64)
     A = np.asarray(A, dtype=np.float64)
     if A.ndim == 0:
         return A * np.eye(op.X.size)
@@ -593,6 +588,7 @@ class PyFuncKind(OpKind):
                     "source": translated.source,
                     "state": emitted.state,
                     "hook": hook,
+                    "check_finite": ctx.check_finite and op.output is not None,
                 },
             )
         consts = {}

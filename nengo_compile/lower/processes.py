@@ -33,14 +33,15 @@ and groups differ; the values follow Nengo's distributions, not its draws:
 from __future__ import annotations
 
 import numpy as np
-from nengo.dists import Exponential, Gaussian, Uniform
+from nengo.dists import Choice, Exponential, Gaussian, Uniform
+from nengo.exceptions import ValidationError
 from nengo.processes import FilteredNoise, Piecewise, PresentInput, WhiteNoise, WhiteSignal
 from nengo.synapses import LinearFilter
 from nengo.utils.numpy import rfftfreq
 
 from . import ir
 from .kinds import AccessRequest, OpKind, op_order_values, register, seg
-from .synapses import PROCESS_KEYS, _per_element_matrix, _state_order
+from .synapses import PROCESS_KEYS, _state_order, filter_constants
 
 #: the largest table (values per batch element) a process may precompute
 MAX_TABLE = 2**24
@@ -99,6 +100,14 @@ def _distribution(dist, dtype, where) -> tuple:
         return "uniform_int", {"low": dist.low, "width": width, "top": width - 1}
     if type(dist) is Uniform:
         return "uniform", {"low": dist.low, "width": dist.high - dist.low}
+    if type(dist) is Choice:
+        options = np.unique(np.asarray(dist.options, dtype=np.float64), axis=0)
+        weights = None if dist.p is None else np.asarray(dist.p)
+        if len(options) == 1 and (weights is None or np.count_nonzero(weights) >= 1):
+            return "constant", {"value": options[0]}  # every draw is the one option
+        raise NotImplementedError(
+            f"Choice distribution with several options ({where}); a single option compiles"
+        )
     if type(dist) is Exponential:
         consts = {"shift": dist.shift, "scale": dist.scale}
         if not np.isfinite(dist.high):
@@ -130,9 +139,14 @@ def _draw_values(index, ops, out, params, ctx) -> dict:
     per_op = [_distribution(op.process.dist, ctx.dtype, _tag(op))[1] for op in ops]
     size = out.access.size
 
-    def per_element(values):
+    def per_element(values):  # a scalar per op, or a vector as long as its output
         return op_order_values(
-            out, [np.full(op.output.size, v) for op, v in zip(ops, values)], size
+            out,
+            [
+                np.broadcast_to(np.asarray(v, dtype=np.float64), op.output.size)
+                for op, v in zip(ops, values)
+            ],
+            size,
         )
 
     gains = [1.0 / np.sqrt(ctx.dt) if op.process.scale else 1.0 for op in ops]
@@ -242,28 +256,7 @@ class FilteredNoiseKind(OpKind):
         mats = [_filter_form(op, ctx.dt)[1] for op in ops]
         k = len(mats[0][0])
 
-        def per_element(fn, width=None):
-            values = [
-                np.tile(np.asarray(fn(m), dtype=np.float64), (op.output.size, 1))
-                for op, m in zip(ops, mats)
-            ]
-            if width is None:
-                flat = [v.reshape(-1) for v in values]
-                return params.const(step.lower(), op_order_values(out, flat, size))
-            return _per_element_matrix(params, step.lower(), out, values, width, size)
-
-        consts = {}
-        if step == "NoX":
-            consts["d"] = per_element(lambda m: [m[3].item()])
-        elif step == "OneX":
-            consts["a"] = per_element(lambda m: [m[0].item()])
-            consts["b"] = per_element(lambda m: [m[2].item() * m[1].item()])
-        else:
-            consts["A"] = per_element(lambda m: np.asarray(m[0]).reshape(-1), (k, k))
-            consts["B"] = per_element(lambda m: np.asarray(m[1]).reshape(-1), (k,))
-            consts["C"] = per_element(lambda m: np.asarray(m[2]).reshape(-1), (k,))
-            if step == "General":
-                consts["D"] = per_element(lambda m: [m[3].item()])
+        consts = filter_constants(step, mats, ops, out, params)
         writes = {"output": out.access}
         reads = {}
         if step != "NoX":
@@ -290,10 +283,11 @@ class FilteredNoiseKind(OpKind):
 def _white_signal_check(op, dt):
     process = op.process
     nyquist = 0.5 / dt
-    if process.high > nyquist:
-        raise NotImplementedError(
-            f"WhiteSignal high={process.high} exceeds the Nyquist frequency {nyquist:g} "
-            f"({_tag(op)}); nengo.Simulator rejects it too"
+    if process.high > nyquist:  # Nengo's own error, raised by nengo.Simulator too
+        raise ValidationError(
+            f"High must not exceed the Nyquist frequency for the given dt ({nyquist:0.3f})",
+            attr="high",
+            obj=process,
         )
     n_coefficients = int(np.ceil(process.period / dt / 2.0))
     if process.seed is not None and 2 * n_coefficients * op.output.size > MAX_TABLE:
@@ -515,3 +509,70 @@ class PiecewiseKind(OpKind):
         }
         title = f"Piecewise ({process.interpolation}, tabulated over {hi - lo + 1} steps)"
         return ir.Group(**group, title=title, values=values)
+
+
+# ---- processes that stay Python ------------------------------------------------
+
+
+class ProcessStep:
+    """Nengo's own step function of a process, to serve its hook.
+
+    The compiled module calls it as ``fn(t)`` or ``fn(t, x)``; it needs Nengo
+    (the process object), so `nengo_compile.Simulator` serves it, and users of
+    a compiled module can pass it in ``node_functions``. ``reset(rng)`` starts
+    it over with fresh state, as ``nengo.Simulator.reset`` does.
+    """
+
+    def __init__(self, op, dt):
+        self.op = op
+        self.dt = dt
+        self.step = None
+
+    def reset(self, rng=np.random):
+        op, process = self.op, self.op.process
+        shape_in = op.input.shape if op.input is not None else (0,)
+        state = {name: np.array(sig.initial_value) for name, sig in op.state.items()}
+        self.step = process.make_step(
+            shape_in, op.output.shape, self.dt, process.get_rng(rng), state
+        )
+
+    def __call__(self, t, *x):
+        if self.step is None:
+            self.reset()
+        return self.step(t, *x)
+
+
+@register
+class ProcessHookKind(OpKind):
+    """A process that cannot be compiled (a custom ``Process``, or a variant of
+    a standard one that has no TF form): a named hook, like a Node function."""
+
+    name = "process_hook"
+    template = "pyfunc.py.j2"
+    rank = 4
+
+    def accesses(self, ops, ctx):
+        (op,) = ops
+        requests = [_output_request(ops)]
+        if op.input is not None and not ctx.is_const(op.input):
+            requests.append(AccessRequest("x", "read", (seg(op.input),)))
+        return requests
+
+    def lower(self, index, ops, acc, params, ctx):
+        (op,) = ops
+        hook = ctx.hooks[op]
+        consts = {}
+        if op.input is not None and "x" not in acc:
+            value = np.asarray(op.input.initial_value, dtype=np.float64).reshape(-1)
+            consts["x"] = ir.Const(param=params.add("hook_x", value))
+        return ir.Group(
+            index,
+            self.name,
+            self.template,
+            f"hook {hook.name!r} (process)",
+            (ctx.names(op),),
+            reads={"x": acc["x"].access} if "x" in acc else {},
+            writes={"output": acc["output"].access},
+            consts=consts,
+            values={"hook": hook, "reason": hook.reason},
+        )

@@ -43,10 +43,14 @@ def process_key(op, ctx) -> tuple:
         return ("linear_filter", "merge", op.mode, name, len(A))
     if isinstance(process, Triangle):
         return ("triangle", "single")
-    for cls in type(process).__mro__:
-        if cls in PROCESS_KEYS:
-            return PROCESS_KEYS[cls](op, ctx)
-    raise NotImplementedError(f"process {type(process).__name__} ({op.tag or op})")
+    try:
+        for cls in type(process).__mro__:
+            if cls in PROCESS_KEYS:
+                return PROCESS_KEYS[cls](op, ctx)
+        raise NotImplementedError(f"a process of type {type(process).__name__}")
+    except NotImplementedError as exc:
+        # Python code, like a Node function: a hook that runs Nengo's own step
+        return ("process_hook", "single", str(exc))
 
 
 #: process type -> merge key function, for processes other than synapses
@@ -86,29 +90,7 @@ class LinearFilterKind(OpKind):
         mats = [_step_class(op, ctx.dt)[1] for op in ops]
         k = len(mats[0][0])
 
-        def per_element(fn, width=None):
-            values = [
-                np.tile(np.asarray(fn(m), dtype=np.float64), (op.output.size, 1))
-                for op, m in zip(ops, mats)
-            ]
-            if width is None:
-                return params.const(
-                    step.lower(), op_order_values(out, [v.reshape(-1) for v in values], size)
-                )
-            return _per_element_matrix(params, step.lower(), out, values, width, size)
-
-        consts = {}
-        if step == "NoX":
-            consts["d"] = per_element(lambda m: [m[3].item()])
-        elif step == "OneX":
-            consts["a"] = per_element(lambda m: [m[0].item()])
-            consts["b"] = per_element(lambda m: [m[2].item() * m[1].item()])
-        else:
-            consts["A"] = per_element(lambda m: np.asarray(m[0]).reshape(-1), (k, k))
-            consts["B"] = per_element(lambda m: np.asarray(m[1]).reshape(-1), (k,))
-            consts["C"] = per_element(lambda m: np.asarray(m[2]).reshape(-1), (k,))
-            if step == "General":
-                consts["D"] = per_element(lambda m: [m[3].item()])
+        consts = filter_constants(step, mats, ops, out, params)
         reads = {"input": acc["input"].access}
         writes = {"output": out.access}
         if step != "NoX":
@@ -125,6 +107,38 @@ class LinearFilterKind(OpKind):
             consts=consts,
             values={"step": step, "order": k, "size": size, "flat_size": size * k},
         )
+
+
+def filter_constants(step, mats, ops, out, params) -> dict:
+    """The constants of a group of filters of one step form (see the module
+    docstring): scalars or per-element vectors; matrices shared by every
+    element or one per element. ``mats`` holds each op's ``(A, B, C, D)``."""
+    size = out.access.size
+    k = len(mats[0][0])
+
+    def per_element(fn, width=None):
+        values = [
+            np.tile(np.asarray(fn(m), dtype=np.float64), (op.output.size, 1))
+            for op, m in zip(ops, mats)
+        ]
+        if width is None:
+            flat = [v.reshape(-1) for v in values]
+            return params.const(step.lower(), op_order_values(out, flat, size))
+        return _per_element_matrix(params, step.lower(), out, values, width, size)
+
+    consts = {}
+    if step == "NoX":
+        consts["d"] = per_element(lambda m: [m[3].item()])
+    elif step == "OneX":
+        consts["a"] = per_element(lambda m: [m[0].item()])
+        consts["b"] = per_element(lambda m: [m[2].item() * m[1].item()])
+    else:
+        consts["A"] = per_element(lambda m: np.asarray(m[0]).reshape(-1), (k, k))
+        consts["B"] = per_element(lambda m: np.asarray(m[1]).reshape(-1), (k,))
+        consts["C"] = per_element(lambda m: np.asarray(m[2]).reshape(-1), (k,))
+        if step == "General":
+            consts["D"] = per_element(lambda m: [m[3].item()])
+    return consts
 
 
 def _per_element_matrix(params, prefix, out, values, width, size):
