@@ -177,21 +177,26 @@ def _draw_values(index, ops, out, params, ctx) -> dict:
     }
 
 
+class SourceKind(OpKind):
+    """A process with no input: it only writes its output."""
+
+    rank = 4
+
+    def accesses(self, ops, ctx):
+        return [_output_request(ops)]
+
+
 @_process_key(WhiteNoise)
 def _white_noise_key(op, ctx):
     return ("white_noise", *_noise_key(op, ctx))
 
 
 @register
-class WhiteNoiseKind(OpKind):
+class WhiteNoiseKind(SourceKind):
     """WhiteNoise: ``output = gain * sample(dist)`` each step."""
 
     name = "white_noise"
     template = "white_noise.py.j2"
-    rank = 4
-
-    def accesses(self, ops, ctx):
-        return [_output_request(ops)]
 
     def lower(self, index, ops, acc, params, ctx):
         out = acc["output"]
@@ -306,7 +311,7 @@ def _white_signal_key(op, ctx):
 
 
 @register
-class WhiteSignalKind(OpKind):
+class WhiteSignalKind(SourceKind):
     """WhiteSignal: a band-limited periodic signal.
 
     With a process seed, one period computed by Nengo's own ``make_step`` is
@@ -318,10 +323,6 @@ class WhiteSignalKind(OpKind):
 
     name = "white_signal"
     template = "white_signal.py.j2"
-    rank = 4
-
-    def accesses(self, ops, ctx):
-        return [_output_request(ops)]
 
     def lower(self, index, ops, acc, params, ctx):
         (op,) = ops
@@ -386,16 +387,12 @@ def _present_input_key(op, ctx):
 
 
 @register
-class PresentInputKind(OpKind):
+class PresentInputKind(SourceKind):
     """PresentInput: row ``int((t - dt) / presentation_time + 1e-7) % n`` of
     the inputs, computed in float64 as Nengo computes it."""
 
     name = "present_input"
     template = "present_input.py.j2"
-    rank = 4
-
-    def accesses(self, ops, ctx):
-        return [_output_request(ops)]
 
     def lower(self, index, ops, acc, params, ctx):
         (op,) = ops
@@ -446,7 +443,7 @@ def _first_step(tk: float, dt: float) -> int:
 
 
 @register
-class PiecewiseKind(OpKind):
+class PiecewiseKind(SourceKind):
     """Piecewise.
 
     ``"zero"`` interpolation: the value of piece ``sum(step >= first_steps)``
@@ -457,10 +454,6 @@ class PiecewiseKind(OpKind):
 
     name = "piecewise"
     template = "piecewise.py.j2"
-    rank = 4
-
-    def accesses(self, ops, ctx):
-        return [_output_request(ops)]
 
     def lower(self, index, ops, acc, params, ctx):
         (op,) = ops
