@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
-
 #: How a read or write touches one state block.
 WHOLE, SLICE, GATHER = "whole", "slice", "gather"
 
@@ -162,6 +160,3 @@ class Program:
     params: Mapping  # name -> np.ndarray (already in its final dtype)
     header: Mapping  # provenance lines for the module header
     stubs: tuple = ()  # NeuronStub, one per distinct stub function
-
-    def param_array(self, name: str) -> np.ndarray:
-        return self.params[name]
