@@ -218,20 +218,29 @@ class Simulator:
 
     @property
     def signals(self):
-        """The current value of every signal (a copy: writing to it changes nothing).
+        """The current value of every signal the compiled model keeps (a copy:
+        writing to it changes nothing), as Nengo's ``SignalDict``.
 
         Built from the state blocks (where the plan laid each signal out) and,
         for signals no operator changes, their initial values, each in the
-        signal's own dtype, as Nengo's ``SignalDict``.
+        signal's own dtype. Signals that every step overwrites before reading
+        them (an ensemble's input current, a connection's decoded value: the
+        plan's transient blocks) are recomputed each step and not kept, so
+        they are left out; looking one up says so (probe it instead).
         """
         if self.closed:
             return None
-        signals = SignalDict()
+        transient = {
+            base for layout in self._layout if layout.transient for base, _ in layout.segments
+        }
+        signals = _KeptSignals(transient)
         for op in self.model.operators:
             for sig in op.all_signals:
-                if sig not in signals:
+                if sig not in signals and sig.base not in transient:
                     signals.init(sig)  # views share their base's memory
         for layout in self._layout:
+            if layout.transient:
+                continue
             block = np.asarray(self._state[layout.name])[0]
             start = 0
             for base, index in layout.segments:
@@ -438,3 +447,19 @@ def _import(name: str, path: Path):
         sys.modules.pop(name, None)
         raise
     return module
+
+
+class _KeptSignals(SignalDict):
+    """`Simulator.signals`: a lookup of a signal that is not kept says why."""
+
+    def __init__(self, transient):
+        super().__init__()
+        self._transient = transient
+
+    def __missing__(self, sig):
+        if getattr(sig, "base", None) in self._transient:
+            raise KeyError(
+                f"{sig!r} is recomputed every step before it is read, so the compiled "
+                "model does not keep it between steps; probe it to record its values"
+            )
+        raise KeyError(sig)

@@ -52,6 +52,29 @@ def test_groups_hold_one_kind_of_operator():
             assert len({type(op.neurons) for op in group.ops}) == 1
 
 
+def test_signals_written_before_read_are_not_kept():
+    """An ensemble's input current, its spikes and the decoded sums are set
+    every step before anything reads them: their blocks are transient (not in
+    the state). Voltages, refractory times and synapse outputs are read before
+    they are written: kept."""
+    from .models import integrator
+
+    compiled = compile_network(integrator(), dtype="float64")
+    transient = {
+        base.name: layout.transient for layout in compiled.layout for base, _ in layout.segments
+    }
+    recomputed = ["neuron_in", "neuron_out", "signal"]
+    kept = ["voltage", "refractory_time", "Lowpass(tau=0.1)"]
+    for suffix in recomputed + kept:
+        (value,) = {v for name, v in transient.items() if name.endswith(suffix)}
+        assert value == (suffix in recomputed), suffix
+    blocks = {b.name: b for b in compiled.program.blocks}
+    assert all(not b.initial for b in blocks.values() if b.transient)
+    state = compiled.stats
+    assert state.transient_size == sum(b.size for b in blocks.values() if b.transient)
+    assert 0 < state.transient_blocks < state.blocks
+
+
 def test_state_layout_covers_written_signals_once():
     compiled = compile_network(CORPUS["synapses"](), dtype="float64")
     sizes = [b.size for b in compiled.program.blocks]

@@ -220,8 +220,9 @@ def test_registered_as_nengo_backend():
 
 
 def test_signals_and_prebuilt_model_match_nengo():
-    """``signals`` holds every signal's current value; ``model=`` with no network
-    compiles a model Nengo built (here, the reference simulator's own)."""
+    """``signals`` holds the current value of every signal the model keeps
+    between steps; looking up one it recomputes every step says so. ``model=``
+    with no network compiles a model Nengo built (the reference's own)."""
     net = _net()
     with nengo.Simulator(net, progress_bar=False, optimize=False) as ref:
         ref.run_steps(30)
@@ -230,8 +231,14 @@ def test_signals_and_prebuilt_model_match_nengo():
             assert sim.model is ref.model
             sim.run_steps(30)
             signals = sim.signals
-    assert set(signals) == set(expected)
-    for sig, value in expected.items():
-        assert signals[sig].dtype == value.dtype, sig
-        assert np.allclose(signals[sig], value, atol=1e-9, rtol=0), sig
+    ens = net.ensembles[0]
+    kept = {ref.model.sig[ens.neurons][name] for name in ("voltage", "refractory_time")}
+    recomputed = ref.model.sig[ens.neurons]["in"]  # bias + encoded input, set every step
+    assert kept <= set(signals) < set(expected)
+    assert recomputed not in signals
+    with pytest.raises(KeyError, match="recomputed every step.*probe it"):
+        signals[recomputed]
+    for sig in signals:
+        assert signals[sig].dtype == expected[sig].dtype, sig
+        assert np.allclose(signals[sig], expected[sig], atol=1e-9, rtol=0), sig
     assert sim.signals is None  # closed

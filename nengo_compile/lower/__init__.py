@@ -76,18 +76,20 @@ def lower(
 
     blocks = []
     for layout in plan.blocks:
-        initial = np.concatenate(
-            [
+        initial = ""
+        if not layout.transient:
+            values = [
                 np.asarray(base.initial_value, dtype=np.float64).reshape(-1)[idx]
                 for base, idx in layout.segments
             ]
-        )
+            initial = params.add("init", np.concatenate(values))
         blocks.append(
             ir.Block(
                 name=layout.name,
                 size=layout.size,
-                initial=params.add("init", initial),
+                initial=initial,
                 contents=tuple(describe.signal(base, idx) for base, idx in layout.segments),
+                transient=layout.transient,
             )
         )
 

@@ -20,7 +20,8 @@ class Piece:
 
     For reads, pieces are concatenated in order along the last axis. For
     writes, ``value`` selects the part of the computed value that goes to this
-    block: a ``(lo, hi)`` range, or the name of an index parameter.
+    block: the sum of ``(lo, hi)`` ranges (more than one where several sources
+    increment the same elements), or the name of an index parameter.
     """
 
     blocks: tuple  # block names; more than one only for a multi-block gather
@@ -28,7 +29,7 @@ class Piece:
     start: int = 0  # SLICE: block[:, start:stop]
     stop: int = 0
     index: str | None = None  # GATHER: parameter holding block positions
-    value_range: tuple | None = None  # writes: value[:, lo:hi]
+    value_ranges: tuple = ()  # writes: value[:, lo:hi] + ... (one range or several)
     value_index: str | None = None  # writes: tf.gather(value, index, axis=1)
 
     @property
@@ -87,8 +88,10 @@ class Block:
 
     name: str
     size: int
-    initial: str  # parameter holding the initial value (shape [size])
+    initial: str  # parameter holding the initial value (shape [size]); "" if transient
     contents: tuple  # short descriptions of the signals laid out in it
+    #: written before it is read in every step: recomputed, not kept in the state
+    transient: bool = False
 
 
 @dataclass(frozen=True)

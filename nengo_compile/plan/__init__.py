@@ -25,8 +25,12 @@ from ..errors import UnsupportedError
 from ..lower import ir
 from ..lower.kinds import KINDS, Resolved, elements
 
-#: a read split into more pieces than this becomes one gather
+#: a read split into more pieces than this becomes one gather ...
 MAX_PIECES = 4
+#: ... unless its contiguous runs are long (on average at least LONG_RUN
+#: elements) and at most MAX_RUNS: copying long ranges as slices lets XLA fold
+#: ``slice(concat(...))`` away, where a gather reads every element through an index
+MAX_RUNS, LONG_RUN = 32, 64
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class PlanStats:
     groups_after: int
     blocks: int
     state_size: int
+    transient_blocks: int = 0
+    transient_size: int = 0
     reads: dict = field(default_factory=dict)  # kind -> count (whole/slice/gather)
     writes: dict = field(default_factory=dict)
 
@@ -46,7 +52,9 @@ class PlanStats:
 
         return [
             f"operators: {self.ops_before} -> {self.groups_after} merged groups",
-            f"state: {self.blocks} blocks, {self.state_size} values per batch element",
+            f"state: {self.blocks} blocks, {self.state_size} values per batch element "
+            f"({self.transient_blocks} blocks, {self.transient_size} values recomputed "
+            "every step and not kept)",
             f"reads: {fmt(self.reads)}",
             f"writes: {fmt(self.writes)}",
         ]
@@ -64,6 +72,9 @@ class BlockLayout:
     name: str
     segments: tuple  # (base, flat indices) in block order
     size: int
+    #: every element is written before it is read in each step: the block is
+    #: recomputed every step and not kept in the state between steps
+    transient: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,7 +141,7 @@ class Placement:
             pieces = self._read_pieces(blocks, pos, index_params)
             self.counts["read"].update(p.kind for p in pieces)
         else:
-            pieces = self._write_pieces(blocks, pos, index_params)
+            pieces = self._write_pieces(blocks, pos, index_params, mode)
             self.counts["write"].update(p.kind for p in pieces)
         return ir.Access(mode, tuple(pieces), n)
 
@@ -147,6 +158,11 @@ class Placement:
         return ir.GATHER
 
     def _read_pieces(self, blocks, pos, index_params):
+        runs = _contiguous_runs(blocks, pos)
+        if len(runs) <= MAX_PIECES or (
+            len(runs) <= MAX_RUNS and len(blocks) >= LONG_RUN * len(runs)
+        ):
+            return [self._slice_piece(int(blocks[a]), pos[a:b]) for a, b in runs]
         cuts = np.flatnonzero(np.diff(blocks)) + 1
         runs = np.split(np.arange(len(blocks)), cuts)
         if len(runs) > MAX_PIECES:
@@ -168,23 +184,56 @@ class Placement:
                 pieces.append(ir.Piece((self.name(b),), kind, int(p[0]), int(p[-1]) + 1))
         return pieces
 
-    def _write_pieces(self, blocks, pos, index_params):
+    def _slice_piece(self, b, p, **value):
+        """A WHOLE or SLICE piece of block ``b`` at the consecutive positions ``p``."""
+        kind = self._kind(b, p)
+        assert kind != ir.GATHER
+        return ir.Piece((self.name(b),), kind, int(p[0]), int(p[-1]) + 1, **value)
+
+    def _summed_slices(self, b, where, p, mode):
+        """A write to block ``b`` as a few slices, each the sum of value ranges
+        (several sources incrementing the same elements), or None."""
+        runs = _contiguous_runs(where, p, steps=True)
+        targets = {}  # block range -> value ranges summed into it
+        for lo, hi in runs:
+            targets.setdefault((int(p[lo]), int(p[hi - 1]) + 1), []).append(
+                (int(where[lo]), int(where[hi - 1]) + 1)
+            )
+        if len(targets) > MAX_PIECES or (mode != "inc" and len(targets) < len(runs)):
+            return None
+        bounds = sorted(targets)
+        if any(a[1] > b[0] for a, b in zip(bounds, bounds[1:])):
+            return None  # overlapping, unequal ranges
+        return [
+            self._slice_piece(b, np.arange(*target), value_ranges=tuple(targets[target]))
+            for target in bounds
+        ]
+
+    def _write_pieces(self, blocks, pos, index_params, mode):
         pieces = []
         for b in dict.fromkeys(blocks.tolist()):
             where = np.flatnonzero(blocks == b)
             p = pos[where]
-            value = {}
-            if np.array_equal(where, np.arange(where[0], where[0] + len(where))):
-                value["value_range"] = (int(where[0]), int(where[-1]) + 1)
-            else:
-                value["value_index"] = self._index(index_params, where)
             kind = self._kind(b, p)
+            in_order = np.array_equal(where, np.arange(where[0], where[0] + len(where)))
+            if kind != ir.GATHER and in_order:
+                value_range = (int(where[0]), int(where[-1]) + 1)
+                pieces.append(self._slice_piece(b, p, value_ranges=(value_range,)))
+                continue
+            summed = self._summed_slices(b, where, p, mode)
+            if summed is not None:
+                pieces.extend(summed)
+                continue
+            value = (
+                {"value_ranges": ((int(where[0]), int(where[-1]) + 1),)}
+                if in_order
+                else {"value_index": self._index(index_params, where)}
+            )
             if kind == ir.GATHER:
-                pieces.append(
-                    ir.Piece((self.name(b),), kind, index=self._index(index_params, p), **value)
-                )
+                index = self._index(index_params, p)
+                pieces.append(ir.Piece((self.name(b),), kind, index=index, **value))
             else:
-                pieces.append(ir.Piece((self.name(b),), kind, int(p[0]), int(p[-1]) + 1, **value))
+                pieces.append(self._slice_piece(b, p, **value))
         return pieces
 
 
@@ -242,8 +291,9 @@ def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
         None if segments is None else placement.resolve(segments, "read", index_params)
         for segments in probe_segments
     )
+    transient = _transient_blocks(placement, [final_requests[i] for i in range(len(groups))])
     layouts = tuple(
-        BlockLayout(placement.name(b), tuple(layout), placement.sizes[b])
+        BlockLayout(placement.name(b), tuple(layout), placement.sizes[b], b in transient)
         for b, layout in enumerate(placement.layouts)
     )
     stats = PlanStats(
@@ -251,10 +301,39 @@ def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
         groups_after=len(planned),
         blocks=len(layouts),
         state_size=int(sum(placement.sizes)),
+        transient_blocks=len(transient),
+        transient_size=int(sum(placement.sizes[b] for b in transient)),
         reads=dict(placement.counts["read"]),
         writes=dict(placement.counts["write"]),
     )
     return Plan(tuple(planned), layouts, index_params, probe_reads, stats)
+
+
+def _transient_blocks(placement, requests_in_order) -> set:
+    """The blocks none of whose elements is read before it is written in a step.
+
+    Walks the groups in execution order; within a group its reads (and
+    increments, which read) come before its writes. An element whose first
+    access is a write ("set" or "update", both overwrite it) is transient; one
+    first read, or never touched (a probed constant), must be kept.
+    """
+    offsets = np.concatenate([[0], np.cumsum(placement.sizes)]).astype(np.int64)
+    first = np.zeros(offsets[-1], dtype=np.int8)  # 0 untouched, 1 read first, 2 written first
+    for requests in requests_in_order:
+        for reading in (True, False):
+            for request in requests:
+                if (request.mode in ("read", "inc")) != reading:
+                    continue
+                segments = [s for segments in request.per_op for s in segments]
+                blocks, pos = placement.locate(segments)
+                flat = offsets[blocks] + pos
+                untouched = flat[first[flat] == 0]
+                first[untouched] = 1 if reading else 2
+    return {
+        b
+        for b in range(len(placement.sizes))
+        if (first[offsets[b] : offsets[b + 1]] == 2).all()
+    }
 
 
 def _check_special(requests, special):
@@ -291,6 +370,17 @@ def _resolve(placement, request, index_params) -> Resolved:
     positions = np.searchsorted(unique_keys, all_keys)
     bounds = np.cumsum([0] + [sum(len(idx) for _, idx in segs) for segs in request.per_op])
     return Resolved(access, tuple(positions[a:b] for a, b in zip(bounds[:-1], bounds[1:])))
+
+
+def _contiguous_runs(blocks, pos, steps=False):
+    """``[(lo, hi)]``: the runs of ``blocks, pos`` on one block at consecutive
+    positions (with ``steps``, ``blocks`` must also step by one: value positions)."""
+    if len(pos) == 0:
+        return []
+    same = np.diff(blocks) == (1 if steps else 0)
+    cuts = np.flatnonzero(~same | (np.diff(pos) != 1)) + 1
+    bounds = np.concatenate([[0], cuts, [len(pos)]])
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
 
 
 def _runs(bases, ids, elements):
