@@ -330,9 +330,7 @@ def _transient_blocks(placement, requests_in_order) -> set:
                 untouched = flat[first[flat] == 0]
                 first[untouched] = 1 if reading else 2
     return {
-        b
-        for b in range(len(placement.sizes))
-        if (first[offsets[b] : offsets[b + 1]] == 2).all()
+        b for b in range(len(placement.sizes)) if (first[offsets[b] : offsets[b + 1]] == 2).all()
     }
 
 
