@@ -323,6 +323,7 @@ BLOCK_MIN_SIZE = 4096
 #: ... and the blocks come in at most this many shapes
 MAX_BUCKETS = 8
 #: blocks with at most this many inputs or outputs are applied by broadcasting
+#: (one input) or, for small batches, multiplied and summed (`_thin_blocks`)
 BROADCAST_MAX = 4
 #: dense matrices up to this size are checked for equal columns (computed once)
 DEDUPE_MAX_SIZE = 1 << 22
