@@ -62,11 +62,19 @@ class KeyContext:
     dt: float
 
 
-def analyse(operators, dt: float) -> Analysis:
-    """Build the dependency graph and schedule operators into merged groups."""
-    from . import lower  # noqa: F401  (op kinds register their merge keys)
+def analyse(operators, dt: float, keep=()) -> Analysis:
+    """Build the dependency graph and schedule operators into merged groups.
+
+    ``keep`` holds the signals whose value after each step must be Nengo's
+    (the probed ones): rewrites that change when a value is written (learning
+    rules applying their own delta, `lower.learning.fold_rule_copies`) leave
+    them alone.
+    """
+    from .lower.learning import fold_rule_copies  # op kinds register their merge keys
 
     operators = list(operators)
+    n_ops = len(operators)
+    operators = fold_rule_copies(operators, keep)
     written = frozenset(sig.base for op in operators for sig in op.sets + op.incs + op.updates)
     ctx = KeyContext(written, dt)
     keys = {}
@@ -83,7 +91,7 @@ def analyse(operators, dt: float) -> Analysis:
 
     graph = dependency_graph(operators)
     groups = schedule(graph, keys, {op: i for i, op in enumerate(operators)})
-    return Analysis(graph=graph, groups=groups, written=written, n_ops=len(operators))
+    return Analysis(graph=graph, groups=groups, written=written, n_ops=n_ops)
 
 
 def dependency_graph(operators) -> nx.DiGraph:

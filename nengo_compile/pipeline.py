@@ -78,7 +78,7 @@ def compile_network(
     with _stage("build", timings):
         built = build(network, dt=dt, seed=seed, model=model)
     with _stage("analyse", timings):
-        analysis = analyse(built.operators, built.dt)
+        analysis = analyse(built.operators, built.dt, keep=[sig for _, sig in built.probes])
     with _stage("plan", timings):
         functions = [getattr(op, "fn", None) for op in built.operators]
         translator = Translator(translate, [fn for fn in functions if fn is not None])

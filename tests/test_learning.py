@@ -6,6 +6,8 @@ decoders, encoders) and the rules' own signals (delta, error, theta, ...).
 
 from __future__ import annotations
 
+import functools
+
 import nengo
 import numpy as np
 import pytest
@@ -48,8 +50,10 @@ def learning_on_until_200ms(t):
 NODE_FUNCTIONS = {"sine": sine, "learning": learning_on_until_200ms}
 
 
-def pes(stim=sine):
-    """A communication channel learned by PES from an error signal."""
+def pes(stim=sine, deltas=("conn", "conn3")):
+    """A communication channel learned by PES from an error signal. The rules
+    of the connections named in ``deltas`` have their delta probed: they keep
+    Nengo's form; the others are applied where Nengo's Copy runs."""
     with nengo.Network(seed=1, label="pes") as net:
         stim = nengo.Node(stim, label="sine")
         a = nengo.Ensemble(40, 2, label="a")
@@ -63,7 +67,7 @@ def pes(stim=sine):
         nengo.Connection(b, error)
         nengo.Connection(stim, error, transform=-np.eye(2))
         nengo.Connection(error, conn.learning_rule)
-        # same shapes, another rate: its PES and DotInc merge with conn's
+        # same shapes, another rate: its DotInc (and its PES, in the same form) merge with conn's
         conn2 = nengo.Connection(
             a, b, transform=0.5, learning_rule_type=nengo.PES(learning_rate=1e-4)
         )
@@ -81,14 +85,15 @@ def pes(stim=sine):
         nengo.Probe(conn, "weights", label="weights")
         nengo.Probe(conn2, "weights", label="weights2")
         nengo.Probe(conn3, "weights", label="weights3")
-        nengo.Probe(conn.learning_rule, "delta", label="delta")
+        for name, c in (("conn", conn), ("conn2", conn2), ("conn3", conn3)):
+            if name in deltas:
+                nengo.Probe(c.learning_rule, "delta", label="delta" + name[4:])
         nengo.Probe(conn.learning_rule, "error", label="error")
         nengo.Probe(conn.learning_rule, "activities", label="activities")
-        nengo.Probe(conn3.learning_rule, "delta", label="delta3")
     return net
 
 
-def bcm_oja():
+def bcm_oja(probe_deltas=True):
     """BCM and Oja on neuron-to-neuron weights."""
     rng = np.random.RandomState(2)
     with nengo.Network(seed=2, label="bcm oja") as net:
@@ -113,14 +118,15 @@ def bcm_oja():
         nengo.Probe(c.neurons, synapse=0.01, label="c_rates")
         nengo.Probe(bcm, "weights", label="bcm_weights")
         nengo.Probe(oja, "weights", label="oja_weights")
-        nengo.Probe(bcm.learning_rule, "delta", label="bcm_delta")
         nengo.Probe(bcm.learning_rule, "theta", label="theta")
-        nengo.Probe(oja.learning_rule, "delta", label="oja_delta")
+        if probe_deltas:
+            nengo.Probe(bcm.learning_rule, "delta", label="bcm_delta")
+            nengo.Probe(oja.learning_rule, "delta", label="oja_delta")
         nengo.Probe(oja.learning_rule, "post_filtered", label="oja_post")
     return net
 
 
-def voja():
+def voja(probe_deltas=True):
     """Voja on an ensemble's encoders, with a learning signal; PES-learned
     neuron weights into part of that ensemble (through its changing encoders)."""
     with nengo.Network(seed=3, label="voja") as net:
@@ -140,7 +146,8 @@ def voja():
         nengo.Connection(stim[1], weights.learning_rule, transform=-0.5)
         nengo.Probe(b, synapse=0.01, label="b")
         nengo.Probe(b, "scaled_encoders", label="encoders")
-        nengo.Probe(conn.learning_rule, "delta", label="delta")
+        if probe_deltas:
+            nengo.Probe(conn.learning_rule, "delta", label="delta")
         nengo.Probe(weights, "weights", label="pes_weights")
     return net
 
@@ -166,12 +173,25 @@ def rls():
     return net
 
 
-#: model -> (factory, the probe of a learned matrix, the rule kinds it compiles to)
+#: model -> (factory, the probe of a learned matrix, the rule kinds it compiles
+#: to, their forms: Nengo's (False) or applied where Nengo's Copy runs (True))
 MODELS = {
-    "pes": (pes, "weights", {"pes"}),
-    "bcm_oja": (bcm_oja, "bcm_weights", {"bcm", "oja"}),
-    "voja": (voja, "encoders", {"voja", "pes"}),
-    "rls": (rls, "weights", {"rls"}),
+    "pes": (pes, "weights", {"pes"}, {False, True}),
+    "bcm_oja": (bcm_oja, "bcm_weights", {"bcm", "oja"}, {False}),
+    "bcm_oja_applied": (
+        functools.partial(bcm_oja, probe_deltas=False),
+        "bcm_weights",
+        {"bcm", "oja"},
+        {True},
+    ),
+    "voja": (voja, "encoders", {"voja", "pes"}, {False, True}),
+    "voja_applied": (
+        functools.partial(voja, probe_deltas=False),
+        "encoders",
+        {"voja", "pes"},
+        {True},
+    ),
+    "rls": (rls, "weights", {"rls"}, {False}),
 }
 
 
@@ -197,6 +217,8 @@ def test_float64_matches_nengo(name, tmp_path, references):
     compiled, module = compile_and_load(net, tmp_path, dtype="float64")
     kinds = {g.kind for g in compiled.program.groups}
     assert MODELS[name][2] | {"learned_matmul"} <= kinds
+    rules = [g for g in compiled.program.groups if g.kind in MODELS[name][2]]
+    assert {g.values["applied"] for g in rules} == MODELS[name][3]
     outputs = _model(module).run(N_STEPS)
     errors = max_errors(net, module, outputs, data)
     assert max(errors.values()) <= 1e-9, errors
@@ -245,13 +267,16 @@ def test_batch_rows_learn_independently(tmp_path, references):
     assert not np.allclose(outputs["weights"][0], outputs["weights"][1])
 
 
-def test_same_shape_rules_merge():
-    """Two PES rules (and their learned DotIncs) of equal shapes run as one group
-    each, with a per-rule learning rate."""
-    compiled = compile_network(pes(), dtype="float64")
+@pytest.mark.parametrize("deltas", [("conn", "conn2", "conn3"), ()])
+def test_same_shape_rules_merge(deltas):
+    """Two PES rules of equal shapes in the same form (Nengo's, or applied
+    where the Copy runs) run as one group, with a per-rule learning rate; their
+    learned DotIncs run as one group too."""
+    compiled = compile_network(pes(deltas=deltas), dtype="float64")
     groups = compiled.program.groups
     pes_groups = [g for g in groups if g.kind == "pes"]
     assert sorted(len(g.sources) for g in pes_groups) == [1, 2]
+    assert {g.values["applied"] for g in pes_groups} == {not deltas}
     merged = next(g for g in pes_groups if len(g.sources) == 2)
     assert not merged.consts["alpha"].is_scalar
     alpha = compiled.params[merged.consts["alpha"].param]
@@ -262,7 +287,7 @@ def test_same_shape_rules_merge():
 
 
 def test_generated_source_is_formatted_and_deterministic(tmp_path):
-    for name, (factory, _, _) in sorted(MODELS.items()):
+    for name, (factory, *_) in sorted(MODELS.items()):
         first, path = compile_to(factory(), tmp_path, name=f"{name}_tf")
         assert compile_network(factory(), module_name=f"{name}_tf").source == first.source
         assert_ruff_formatted(path)
