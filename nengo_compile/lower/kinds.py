@@ -15,6 +15,7 @@ biases) are gathered into parameter arrays by the lowering itself.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,8 +89,21 @@ class Params:
         return ir.Const(param=self.add(prefix, values))
 
 
+#: signal -> `elements(signal)`, computed once per signal (the plan asks for
+#: every operator's signals several times); read-only arrays
+_ELEMENTS = weakref.WeakKeyDictionary()
+
+
 def elements(sig) -> np.ndarray:
-    """Flat (C-order) indices of a signal's elements within its base."""
+    """Flat (C-order) indices of a signal's elements within its base (read-only)."""
+    flat = _ELEMENTS.get(sig)
+    if flat is None:
+        flat = _ELEMENTS[sig] = _elements(sig)
+        flat.flags.writeable = False
+    return flat
+
+
+def _elements(sig) -> np.ndarray:
     base = sig.base
     if base.initial_value.ndim > 0 and not base.initial_value.flags.c_contiguous:
         raise UnsupportedError([f"signal {base.name!r} is not C-contiguous"])

@@ -115,6 +115,8 @@ def fold_rule_copies(operators, keep=()) -> list:
     adds it: every value anyone sees is Nengo's, and the delta is never stored.
     RLS changes its own state as it computes, so it keeps Nengo's form.
     """
+    if not any(type(op) in RULES for op in operators):
+        return operators
     kept = {sig.base for sig in keep}
     readers, writers = {}, {}
     for op in operators:

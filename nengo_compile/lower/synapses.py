@@ -21,9 +21,27 @@ from ..analyse import merge_key
 from . import ir
 from .kinds import AccessRequest, OpKind, op_order_values, register, seg
 
+#: discrete state-space matrices by filter parameters and dt: a model's many
+#: equal synapses (every Lowpass(0.005)) are discretised once
+_SS_CACHE: dict = {}
+
+
+def _discrete_ss(process, dt) -> tuple:
+    num, den = np.asarray(process.num), np.asarray(process.den)
+    key = (type(process), num.tobytes(), num.shape, den.tobytes(), den.shape)
+    key += (process.analog, process.method, float(dt))
+    if key not in _SS_CACHE:
+        if len(_SS_CACHE) >= 4096:
+            _SS_CACHE.clear()
+        matrices = tuple(np.array(m) for m in process._get_ss(dt))
+        for m in matrices:
+            m.flags.writeable = False  # shared by every filter with these parameters
+        _SS_CACHE[key] = matrices
+    return _SS_CACHE[key]
+
 
 def _step_class(op, dt):
-    A, B, C, D = op.process._get_ss(dt)
+    A, B, C, D = _discrete_ss(op.process, dt)
     X = op.state["X"].initial_value
     for cls in (LinearFilter.NoX, LinearFilter.OneX, LinearFilter.NoD, LinearFilter.General):
         if cls.check(A, B, C, D, X):

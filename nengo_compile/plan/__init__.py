@@ -87,47 +87,65 @@ class Plan:
 
 
 class Placement:
-    """Where each element of each mutable base signal lives."""
+    """Where each element of each mutable base signal lives.
+
+    Every base signal met gets a range of a flat element space (``offset``);
+    ``block`` and ``pos`` hold, per flat element, its block (-1: not placed)
+    and its position there, so a lookup of many segments is one gather.
+    """
 
     def __init__(self):
-        self.block = {}  # base -> int array (-1: not placed)
-        self.pos = {}
+        self.offset = {}  # base -> its first flat element
+        self.block = np.full(1024, -1)
+        self.pos = np.full(1024, -1)
+        self.n_elements = 0
         self.layouts = []  # per block: list of (base, indices)
         self.sizes = []
         self.counts = {"read": Counter(), "write": Counter()}
 
-    def _ensure(self, base):
-        if base not in self.block:
-            self.block[base] = np.full(base.size, -1)
-            self.pos[base] = np.full(base.size, -1)
+    def _offset(self, base) -> int:
+        offset = self.offset.get(base)
+        if offset is None:
+            offset = self.offset[base] = self.n_elements
+            self.n_elements += base.size
+            if self.n_elements > len(self.block):
+                grow = max(self.n_elements, 2 * len(self.block)) - len(self.block)
+                self.block = np.concatenate([self.block, np.full(grow, -1)])
+                self.pos = np.concatenate([self.pos, np.full(grow, -1)])
+        return offset
+
+    def _flat(self, segments) -> np.ndarray:
+        if not segments:
+            return np.zeros(0, dtype=np.int64)
+        offsets = [self._offset(base) for base, _ in segments]
+        lengths = [len(idx) for _, idx in segments]
+        indices = np.concatenate([idx for _, idx in segments]).astype(np.int64)
+        return indices + np.repeat(np.array(offsets, dtype=np.int64), lengths)
 
     def locate(self, segments):
-        blocks, positions = [], []
-        for base, idx in segments:
-            self._ensure(base)
-            blocks.append(self.block[base][idx])
-            positions.append(self.pos[base][idx])
-        if not blocks:
-            return np.zeros(0, int), np.zeros(0, int)
-        return np.concatenate(blocks), np.concatenate(positions)
+        flat = self._flat(segments)
+        return self.block[flat], self.pos[flat]
 
     def place(self, segments):
         """Put the unplaced elements of ``segments`` into a new block, in order."""
-        layout, size = [], 0
+        flat = self._flat(segments)
+        unplaced = np.flatnonzero(self.block[flat] < 0)
+        if len(unplaced) == 0:
+            return
+        _, first = np.unique(flat[unplaced], return_index=True)
+        new = unplaced[np.sort(first)]  # first occurrences, in order
         b = len(self.sizes)
-        for base, idx in segments:
-            self._ensure(base)
-            new = idx[self.block[base][idx] < 0]
-            if len(new) == 0:
-                continue
-            new = new[np.sort(np.unique(new, return_index=True)[1])]  # first occurrences
-            self.block[base][new] = b
-            self.pos[base][new] = np.arange(size, size + len(new))
-            layout.append((base, new))
-            size += len(new)
-        if size:
-            self.layouts.append(layout)
-            self.sizes.append(size)
+        self.block[flat[new]] = b
+        self.pos[flat[new]] = np.arange(len(new))
+        # the layout: per segment, its new elements
+        lengths = [len(idx) for _, idx in segments]
+        segment_of = np.repeat(np.arange(len(segments)), lengths)[new]
+        local = np.concatenate([idx for _, idx in segments])[new]
+        cuts = np.flatnonzero(np.diff(segment_of)) + 1
+        runs = np.split(np.arange(len(new)), cuts)
+        layout = [(segments[segment_of[run[0]]][0], local[run]) for run in runs]
+        self.layouts.append(layout)
+        self.sizes.append(len(new))
 
     def name(self, b: int) -> str:
         return f"s{b}"
@@ -256,14 +274,8 @@ def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
         _check_special(requests, special)
         ordered = [r for r in requests if not r.order_free]
         for request in ordered:  # follow the layout earlier groups made
-            keys = []
-            for segments in request.per_op:
-                blocks, pos = placement.locate(segments)
-                placed = blocks >= 0
-                keys.append((blocks[placed][0], pos[placed][0]) if placed.any() else None)
-            if any(k is not None for k in keys):
-                last = (len(placement.sizes), 0)
-                perm = sorted(range(len(ops)), key=lambda j: keys[j] or last)
+            perm = _follow_layout(placement, request)
+            if perm is not None:
                 ops = [ops[j] for j in perm]
                 groups[i] = ops
                 requests = kind.accesses(ops, ctx)
@@ -307,6 +319,24 @@ def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
         writes=dict(placement.counts["write"]),
     )
     return Plan(tuple(planned), layouts, index_params, probe_reads, stats)
+
+
+def _follow_layout(placement, request):
+    """The order of the request's operators by where their first already placed
+    element lies (operators with none last, in their order), or None if no
+    element is placed yet. One lookup for the whole group, a stable sort."""
+    lengths = [sum(len(idx) for _, idx in segments) for segments in request.per_op]
+    blocks, pos = placement.locate([s for segments in request.per_op for s in segments])
+    placed = np.flatnonzero(blocks >= 0)
+    if len(placed) == 0:
+        return None
+    op_of = np.repeat(np.arange(len(lengths)), lengths)
+    ops_placed, first = np.unique(op_of[placed], return_index=True)  # first placed element
+    block_key = np.full(len(lengths), len(placement.sizes))
+    pos_key = np.zeros(len(lengths), dtype=np.int64)
+    block_key[ops_placed] = blocks[placed[first]]
+    pos_key[ops_placed] = pos[placed[first]]
+    return np.lexsort((pos_key, block_key)).tolist()
 
 
 def _transient_blocks(placement, requests_in_order) -> set:
