@@ -96,10 +96,10 @@ def analyse(operators, dt: float, keep=()) -> Analysis:
 
 def dependency_graph(operators) -> nx.DiGraph:
     """Nengo's read/write dependency rules, as a networkx graph."""
+    edges = operator_dependency_graph(operators)  # every operator, in order -> successors
     graph = nx.DiGraph()
     graph.add_nodes_from(operators)
-    for op, successors in operator_dependency_graph(operators).items():
-        graph.add_edges_from((op, succ) for succ in successors)
+    graph.add_edges_from((op, succ) for op, successors in edges.items() for succ in successors)
     if not nx.is_directed_acyclic_graph(graph):
         # not a missing feature: Nengo cannot run this network either
         cycle = " -> ".join(str(a) for a, _ in nx.find_cycle(graph))
