@@ -110,6 +110,26 @@ def test_step_matches_run_and_batches_agree(tmp_path, references):
             np.testing.assert_array_equal(probes[name].numpy(), outputs[name][:2, i])
 
 
+def test_xla_runs_of_any_length_share_a_compilation(tmp_path, references):
+    """With XLA, runs of up to a power of two steps (fed inputs too) share one
+    compilation, continue each other, and give the non-XLA model's values."""
+    net, data, _ = _reference("node_functions", references)
+    _, module = compile_and_load(net, tmp_path, dtype="float64")
+    name = sorted(module.INPUTS)[0]
+    feed = np.random.RandomState(0).randn(2, 60, module.INPUTS[name])
+    expected = module.Model().run(60, inputs={name: feed})
+    model = module.Model(jit_compile=True)
+    first, state = model.run(33, inputs={name: feed[:, :33]}, return_state=True)
+    rest = model.run(27, inputs={name: feed[:, 33:]}, state=state)
+    assert model._run_graph.experimental_get_tracing_count() == 2  # capacities 64 and 32
+    model.run(50, inputs={name: feed[:, :50]})
+    assert model._run_graph.experimental_get_tracing_count() == 2
+    for probe in module.PROBES:
+        got = np.concatenate([first[probe], rest[probe]], axis=1)
+        assert got.shape == expected[probe].shape
+        np.testing.assert_allclose(got, expected[probe], atol=1e-9, rtol=0)
+
+
 def test_sink_hooks_run_when_served(tmp_path):
     """A Node without output runs its function when one is given; otherwise it
     is skipped (a sink has no effect on the model)."""
