@@ -58,6 +58,40 @@ def test_products_take_every_form(compiled_products):
     assert {b["broadcast"] for b in buckets} == {True, False}  # thin and wide blocks
 
 
+def repeated_functions():
+    """Equal ensembles, each decoding one function for two targets: blocks with
+    equal columns."""
+    with nengo.Network(seed=15, label="repeated") as net:
+        stim = nengo.Node(lambda t: [np.sin(5 * t), np.cos(3 * t), 0.3, -0.2])
+        out_a = nengo.Node(size_in=24, label="out_a")
+        out_b = nengo.Node(size_in=24, label="out_b")
+        for i in range(6):
+            ens = nengo.Ensemble(40, 4, label=f"ens{i}")
+            nengo.Connection(stim, ens, transform=0.4 + 0.1 * i)
+            nengo.Connection(ens, out_a[4 * i : 4 * i + 4], function=np.square)
+            nengo.Connection(ens, out_b[4 * i : 4 * i + 4], function=np.square, synapse=0.02)
+        nengo.Probe(out_a, synapse=0.01, label="out_a")
+        nengo.Probe(out_b, label="out_b")
+    return net
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_equal_block_columns_are_computed_once(tmp_path, jit):
+    """Each ensemble's two connections decode the same columns: the block
+    product computes them once (6 blocks of 40x4, not 40x8) and matches Nengo
+    for one batch element and for a batched product."""
+    net = repeated_functions()
+    data, _ = reference(net, N_STEPS)
+    compiled, module = compile_and_load(net, tmp_path, dtype="float64")
+    blocks = [g for g in compiled.program.groups if g.values.get("form") == "blocks"]
+    (decoders,) = [g for g in blocks if g.values["shape"] == (240, 48)]
+    assert [b["blocks"] for b in decoders.values["buckets"]] == [(6, 40, 4)]
+    for batch in (1, module.SMALL_BATCH):
+        outputs = module.Model(jit_compile=jit).run(N_STEPS, batch_size=batch)
+        errors = max_errors(net, module, outputs, data)
+        assert max(errors.values()) <= 1e-9, (batch, errors)
+
+
 def test_equal_decoders_are_computed_once():
     """The integrator's probe decodes what its recurrent connection decodes:
     one product serves both (the round trips check the values)."""

@@ -408,6 +408,40 @@ def _buckets(x_size, y_size, per_op) -> list | None:
     return buckets
 
 
+def _unique_columns(weights) -> tuple:
+    """Blocks ``[k, n_in, n_out]`` with each block's equal columns kept once
+    (several connections decoding the same function of one ensemble), padded
+    to the largest count, and, per original column (block-major), the position
+    of its column in the flattened output ``[k * n_unique]``. Kept as they are
+    unless the multiply-adds saved outnumber the outputs gathered back.
+
+    Columns are grouped by a random projection, then compared exactly."""
+    k, n_in, n_out = weights.shape
+    unchanged = weights, np.arange(k * n_out)
+    if n_in == 1:  # an elementwise product: nothing to save
+        return unchanged
+    columns = weights.transpose(0, 2, 1).reshape(k * n_out, n_in)
+    block = np.repeat(np.arange(k), n_out)
+    fingerprint = columns @ np.random.RandomState(0).standard_normal(n_in)
+    order = np.lexsort((np.arange(len(block)), fingerprint, block))
+    b, f = block[order], fingerprint[order]
+    starts = np.concatenate([[True], (b[1:] != b[:-1]) | (f[1:] != f[:-1])])
+    first = order[np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))]
+    if not (columns[order] == columns[first]).all():
+        return unchanged  # equal projections of unequal columns (or NaNs)
+    group = np.cumsum(starts) - 1  # per sorted column: its unique column
+    block_of = b[starts]  # per unique column, sorted by block
+    local = np.arange(len(block_of)) - np.searchsorted(block_of, block_of)
+    n_unique = int(local.max()) + 1
+    if (n_out - n_unique) * n_in < n_out:
+        return unchanged
+    reduced = np.zeros((k, n_in, n_unique))
+    reduced[block_of, :, local] = columns[order[starts]]
+    source = np.empty(len(order), dtype=np.int64)
+    source[order] = block_of[group] * n_unique + local[group]
+    return reduced, source
+
+
 @register
 class MatMulKind(OpKind):
     """DotInc, SparseDotInc, BsrDotInc with a constant matrix: ``Y += A @ X``.
@@ -470,14 +504,18 @@ class MatMulKind(OpKind):
         ):
             values = dict(form="blocks", shape=shape, nnz=int(nnz), buckets=[])
             consts = {}
+            sources, offset = [], 0  # per bucket output: its column in the computed value
             for i, bucket in enumerate(buckets):
-                k, n_in, n_out = bucket.weights.shape
+                weights, source = _unique_columns(bucket.weights)
+                sources.append(source + offset)
+                k, n_in, n_out = weights.shape
+                offset += k * n_out
                 inputs = bucket.inputs
                 if np.array_equal(inputs, np.arange(inputs[0], inputs[0] + len(inputs))):
                     read = (int(inputs[0]), int(inputs[-1]) + 1)  # a slice of x
                 else:
                     read = params.add("block_in", inputs, integer=True)
-                consts[f"blocks{i}"] = ir.Const(param=params.add("blocks", bucket.weights))
+                consts[f"blocks{i}"] = ir.Const(param=params.add("blocks", weights))
                 values["buckets"].append(
                     dict(
                         blocks=(k, n_in, n_out),
@@ -486,9 +524,11 @@ class MatMulKind(OpKind):
                         broadcast=min(n_in, n_out) <= BROADCAST_MAX,
                     )
                 )
-            order = np.concatenate([b.outputs for b in buckets])
-            if not np.array_equal(order, np.arange(shape[1])):  # -> the output value's order
-                values["order"] = params.add("order", np.argsort(order), integer=True)
+            # the output value's order, from the computed columns (some shared)
+            outputs = np.concatenate([b.outputs for b in buckets])
+            order = np.concatenate(sources)[np.argsort(outputs)]
+            if not np.array_equal(order, np.arange(shape[1])):
+                values["order"] = params.add("order", order, integer=True)
         elif total >= SPARSE_MIN_SIZE and nnz < SPARSE_DENSITY * total:
             # duplicates summed; the product is a gather of the inputs times the
             # values, summed into the outputs (XLA compiles this, not tf.sparse)
