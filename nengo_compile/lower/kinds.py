@@ -124,8 +124,9 @@ def seg(sig, idx=None) -> tuple:
 
 def index_array(sig, sl) -> np.ndarray:
     """Positions (within the signal) selected by ``sig[sl]``."""
-    positions = np.arange(sig.size).reshape(sig.shape)
-    return positions[sl].reshape(-1) if sl is not None else positions.reshape(-1)
+    if sl is None:
+        return np.arange(sig.size)
+    return np.arange(sig.size).reshape(sig.shape)[sl].reshape(-1)
 
 
 def const_values(sig) -> np.ndarray:
@@ -211,7 +212,7 @@ class CopyKind(OpKind):
     def _indices(self, op):
         dst = index_array(op.dst, op.dst_slice)
         src = index_array(op.src, op.src_slice)
-        return np.broadcast_to(src, dst.shape), dst
+        return (src if src.shape == dst.shape else np.broadcast_to(src, dst.shape)), dst
 
     def accesses(self, ops, ctx):
         mode = "inc" if ops[0].inc else "set"
