@@ -392,19 +392,23 @@ def _buckets(x_size, y_size, per_op) -> list | None:
     for key in keys:
         shapes.setdefault((len(key), len(blocks[key][0])), []).append(key)
     buckets = []
+    # blocks share no input or output: one map from positions to their place in
+    # their own block serves every block
+    local_in = np.full(x_size, -1)
+    local_out = np.full(y_size, -1)
     for (n_in, n_out), members in sorted(shapes.items()):
-        weights = np.zeros((len(members), n_in, n_out))
-        bucket_in, bucket_out = [], []
+        bucket_in, bucket_out, entries = [], [], []
         for k, key in enumerate(members):
             outs = np.array(sorted(blocks[key][0]), dtype=np.int64)
-            local_in = np.full(x_size, -1)
             local_in[list(key)] = np.arange(n_in)
-            local_out = np.full(y_size, -1)
             local_out[outs] = np.arange(n_out)
             for rows, cols, vals in blocks[key][1]:
-                weights[k] += _summed((local_in[cols], local_out[rows]), vals, (n_in, n_out))
+                entries.append((np.full(len(vals), k), local_in[cols], local_out[rows], vals))
             bucket_in.append(np.array(key))
             bucket_out.append(outs)
+        index = tuple(np.concatenate([e[i] for e in entries]) for i in range(3))
+        values = np.concatenate([e[3] for e in entries])
+        weights = _summed(index, values, (len(members), n_in, n_out))
         buckets.append(_Bucket(weights, np.concatenate(bucket_in), np.concatenate(bucket_out)))
     return buckets
 
