@@ -16,7 +16,7 @@ the counts are kept in `PlanStats`, which tests assert on.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -278,7 +278,10 @@ def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
             if perm is not None:
                 ops = [ops[j] for j in perm]
                 groups[i] = ops
-                requests = kind.accesses(ops, ctx)
+                if all(len(r.per_op) == len(ops) for r in requests):  # one entry per operator
+                    requests = [_permuted(r, perm) for r in requests]
+                else:
+                    requests = kind.accesses(ops, ctx)
                 break
         for request in requests:
             placement.place([s for segments in request.per_op for s in segments])
@@ -319,6 +322,10 @@ def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
         writes=dict(placement.counts["write"]),
     )
     return Plan(tuple(planned), layouts, index_params, probe_reads, stats)
+
+
+def _permuted(request, perm):
+    return replace(request, per_op=tuple(request.per_op[j] for j in perm))
 
 
 def _follow_layout(placement, request):
