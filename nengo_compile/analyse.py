@@ -100,13 +100,15 @@ def dependency_graph(operators) -> nx.DiGraph:
     graph = nx.DiGraph()
     graph.add_nodes_from(operators)
     graph.add_edges_from((op, succ) for op, successors in edges.items() for succ in successors)
-    if not nx.is_directed_acyclic_graph(graph):
-        # not a missing feature: Nengo cannot run this network either
-        cycle = " -> ".join(str(a) for a, _ in nx.find_cycle(graph))
-        raise CompileError(
-            f"operator dependency cycle: {cycle} (too many connections without synapses?)"
-        ) from BuildError(f"Input graph has cycles: {cycle}")
     return graph
+
+
+def _raise_cycle(graph: nx.DiGraph):
+    """Not a missing feature: Nengo cannot run this network either."""
+    cycle = " -> ".join(str(a) for a, _ in nx.find_cycle(graph))
+    raise CompileError(
+        f"operator dependency cycle: {cycle} (too many connections without synapses?)"
+    ) from BuildError(f"Input graph has cycles: {cycle}")
 
 
 def schedule(graph: nx.DiGraph, keys: dict, order: dict) -> tuple:
@@ -160,7 +162,8 @@ def schedule(graph: nx.DiGraph, keys: dict, order: dict) -> tuple:
             release(op)
 
     scheduled = sum(len(g.ops) for g in groups)
-    assert scheduled == sum(1 for op in graph if keys[op] is not SKIP), "unscheduled ops"
+    if scheduled != sum(1 for op in graph if keys[op] is not SKIP):
+        _raise_cycle(graph)  # operators on a cycle never become ready
     return tuple(groups)
 
 
