@@ -225,18 +225,24 @@ class Simulator:
         for signals no operator changes, their initial values, each in the
         signal's own dtype. Signals that every step overwrites before reading
         them (an ensemble's input current, a connection's decoded value: the
-        plan's transient blocks) are recomputed each step and not kept, so
-        they are left out; looking one up says so (probe it instead).
+        plan's transient blocks) are recomputed each step and not kept, and a
+        learning rule's delta that no probe reads is added where it is
+        computed and never stored; they are left out, and looking one up says
+        so (probe it instead).
         """
         if self.closed:
             return None
-        transient = {
-            base for layout in self._layout if layout.transient for base, _ in layout.segments
+        kept = {
+            base for layout in self._layout if not layout.transient for base, _ in layout.segments
         }
-        signals = _KeptSignals(transient)
-        for op in self.model.operators:
+        special = {self.model.step.base, self.model.time.base}
+        ops = self.model.operators
+        written = {sig.base for op in ops for sig in op.sets + op.incs + op.updates}
+        dropped = written - kept - special  # recomputed, or folded away (a rule's delta)
+        signals = _KeptSignals(dropped)
+        for op in ops:
             for sig in op.all_signals:
-                if sig not in signals and sig.base not in transient:
+                if sig not in signals and sig.base not in dropped:
                     signals.init(sig)  # views share their base's memory
         for layout in self._layout:
             if layout.transient:
@@ -452,14 +458,15 @@ def _import(name: str, path: Path):
 class _KeptSignals(SignalDict):
     """`Simulator.signals`: a lookup of a signal that is not kept says why."""
 
-    def __init__(self, transient):
+    def __init__(self, dropped):
         super().__init__()
-        self._transient = transient
+        self._dropped = dropped
 
     def __missing__(self, sig):
-        if getattr(sig, "base", None) in self._transient:
+        if getattr(sig, "base", None) in self._dropped:
             raise KeyError(
-                f"{sig!r} is recomputed every step before it is read, so the compiled "
-                "model does not keep it between steps; probe it to record its values"
+                f"{sig!r} is not kept between steps by the compiled model (recomputed "
+                "every step before it is read, or a learning rule's delta added where "
+                "it is computed); probe it to record its values"
             )
         raise KeyError(sig)

@@ -170,6 +170,31 @@ def test_node_functions_are_called():
             sim.run_steps(5)
 
 
+def test_signals_of_a_learning_rule_without_delta_probe():
+    """A PES rule whose delta no probe reads is applied where its Copy runs:
+    the learned weights are kept, equal to Nengo's; the delta is not kept."""
+    with nengo.Network(seed=3) as net:
+        stim = nengo.Node(lambda t: np.sin(6 * t))
+        a = nengo.Ensemble(30, 1)
+        b = nengo.Node(size_in=1)
+        nengo.Connection(stim, a)
+        conn = nengo.Connection(a, b, learning_rule_type=nengo.PES(learning_rate=1e-3))
+        nengo.Connection(stim, conn.learning_rule, transform=-1)
+        nengo.Connection(b, conn.learning_rule)
+        nengo.Probe(b, synapse=0.01)
+    with nengo.Simulator(net, progress_bar=False, optimize=False) as ref:
+        ref.run_steps(50)
+        weights, delta = ref.model.sig[conn]["weights"], ref.model.sig[conn.learning_rule]["delta"]
+        expected = np.array(ref.signals[weights])
+        with Simulator(None, model=ref.model, progress_bar=False) as sim:
+            sim.run_steps(50)
+            signals = sim.signals
+    assert np.allclose(signals[weights], expected, atol=1e-9, rtol=0)
+    assert np.any(expected != ref.model.sig[conn]["weights"].initial_value)  # it learned
+    with pytest.raises(KeyError, match="learning rule's delta"):
+        signals[delta]
+
+
 def test_build_errors_are_nengos():
     with nengo.Network() as net:
         nengo.Ensemble(2, 1, encoders=[[0.0], [1.0]])
@@ -236,7 +261,7 @@ def test_signals_and_prebuilt_model_match_nengo():
     recomputed = ref.model.sig[ens.neurons]["in"]  # bias + encoded input, set every step
     assert kept <= set(signals) < set(expected)
     assert recomputed not in signals
-    with pytest.raises(KeyError, match="recomputed every step.*probe it"):
+    with pytest.raises(KeyError, match="not kept between steps.*probe it"):
         signals[recomputed]
     for sig in signals:
         assert signals[sig].dtype == expected[sig].dtype, sig
