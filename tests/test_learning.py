@@ -246,6 +246,17 @@ def test_float32_within_tolerance(name, tmp_path, references):
             assert np.max(error) <= FLOAT32_MAX_RTOL * scale, (pname, np.max(error), scale)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_xla_matches_nengo(batch, tmp_path, references):
+    """With XLA (learned products at batch 1 take another form there), both
+    forms of the rules match Nengo in float64."""
+    net, data, _ = _reference("pes", references)
+    _, module = compile_and_load(net, tmp_path, dtype="float64")
+    outputs = module.Model(jit_compile=True).run(N_STEPS, batch_size=batch)
+    errors = max_errors(net, module, outputs, data)
+    assert max(errors.values()) <= 1e-9, errors
+
+
 def test_batch_rows_learn_independently(tmp_path, references):
     """Each batch row learns from its own input; rows with equal inputs agree."""
     net, data, _ = _reference("pes", references)
