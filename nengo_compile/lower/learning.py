@@ -216,8 +216,8 @@ class BatchedKind(OpKind):
             requests.append(AccessRequest(role, "read", segments(attr)))
             requests.append(AccessRequest(f"{role}_new", "set", segments(attr)))
         for role, attr, mode in self.outputs:
-            if applied:  # the Copy's increment of the matrix
-                requests.append(AccessRequest("target", "inc", tuple(seg(op.target) for op in ops)))
+            if applied:  # the delta goes where the Copy would add it: the matrix
+                requests.append(AccessRequest(role, "inc", tuple(seg(op.target) for op in ops)))
             else:
                 requests.append(AccessRequest(role, mode, segments(attr)))
         return requests
@@ -228,10 +228,7 @@ class BatchedKind(OpKind):
         shapes = {role: (k, *self.shape(role, sig)) for role, sig in self._signals(ops[0])}
         reads = {role: acc[role].access for role, _ in self.operands + self.state}
         writes = {role: acc[f"{role}_new"].access for role, _ in self.state}
-        if applied:
-            writes["target"] = acc["target"].access
-        else:
-            writes.update({role: acc[role].access for role, _, _ in self.outputs})
+        writes.update({role: acc[role].access for role, _, _ in self.outputs})
         consts = {}
         per_op = [self.constants(op.rule if applied else op, ctx.dt) for op in ops]
         for name in per_op[0]:
@@ -363,9 +360,8 @@ RULES = {SimPES: PESKind, SimBCM: BCMKind, SimOja: OjaKind, SimVoja: VojaKind, S
 @merge_key.register(SimVoja)
 @merge_key.register(SimRLS)
 def rule_key(op, ctx) -> tuple:
-    if isinstance(op, AppliedRule):
-        return KINDS[RULES[type(op.rule)].name].key(op, ctx)
-    kind = RULES.get(type(op))  # exact type: a subclass may compute otherwise
+    rule = op.rule if isinstance(op, AppliedRule) else op
+    kind = RULES.get(type(rule))  # exact type: a subclass may compute otherwise
     if kind is None:
         raise NotImplementedError(f"learning rule operator {type(op).__name__} ({_tag(op)})")
     return KINDS[kind.name].key(op, ctx)
