@@ -157,3 +157,33 @@ def test_benchmark_networks_merge_into_blocks(name, args, n_groups, blocks):
         for b in g.values.get("buckets", ())
     ]
     assert found == blocks
+
+
+SMALL_BENCHMARKS = {
+    "cconv": (4, 16),
+    "random_network": (4, 8, nengo.LIF, 6, 2),
+    "pes": (4, 16),
+    "basal_ganglia": (4, 20),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS) + sorted(SMALL_BENCHMARKS))
+def test_dependency_graph_has_nengos_edges(name):
+    """Our dependency graph is Nengo's (`operator_dependency_graph`), edge for
+    edge: the corpus (slices, index lists, learning rules, processes) and small
+    benchmark networks (EnsembleArrays' sliced inputs, PES)."""
+    from nengo.utils.simulator import operator_dependency_graph
+
+    from nengo_compile.analyse import dependency_graph
+
+    if name in CORPUS:
+        net = CORPUS[name]()
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            net = getattr(_benchmark_networks(), name)(*SMALL_BENCHMARKS[name])
+    operators = build(net).operators
+    nengos = operator_dependency_graph(operators)
+    graph = dependency_graph(operators)
+    assert set(graph.edges) == {(a, b) for a, after in nengos.items() for b in after}
+    assert list(graph.nodes) == list(operators)
