@@ -127,10 +127,15 @@ class Describer:
             counts[kind] = counts.get(kind, 0) + 1
             self.names[hex(id(obj))] = f"<{kind} #{counts[kind]}>"
 
+    _AT = re.compile(r" at 0x[0-9a-fA-F]+")
+    _HEX = re.compile(r"0x[0-9a-fA-F]{6,}")
+
     def text(self, text: str) -> str:
+        if "0x" not in text:  # nothing to replace (most texts of large models)
+            return text
         text = self._ADDRESS.sub(lambda m: self.names.get(m.group(2), f"<{m.group(1)}>"), text)
-        text = re.sub(r" at 0x[0-9a-fA-F]+", "", text)
-        return re.sub(r"0x[0-9a-fA-F]{6,}", self._anonymous, text)
+        text = self._AT.sub("", text)
+        return self._HEX.sub(self._anonymous, text)
 
     def _anonymous(self, match) -> str:
         """Unnamed signals are named by their address: number them instead."""

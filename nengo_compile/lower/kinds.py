@@ -109,6 +109,8 @@ def _elements(sig) -> np.ndarray:
         raise UnsupportedError([f"signal {base.name!r} is not C-contiguous"])
     if sig is base:
         return np.arange(base.size)
+    if len(sig.shape) == 1:  # the usual view: a slice of a vector
+        return sig.elemoffset + np.arange(sig.shape[0]) * sig.elemstrides[0]
     mem = np.asarray(sig.elemoffset)
     for n, stride in zip(sig.shape, sig.elemstrides):
         mem = mem[..., None] + np.arange(n) * stride
@@ -364,6 +366,26 @@ class _Bucket:
     outputs: np.ndarray
 
 
+def _coo(xpos, ypos, m) -> tuple:
+    """An operator's nonzeros as (output positions, input positions, values) in
+    the group's values: every entry of a dense matrix, the stored ones of a
+    sparse one."""
+    if hasattr(m, "row"):
+        r, c, v = m.row, m.col, np.asarray(m.data, dtype=np.float64)
+    else:
+        r, c = (a.ravel() for a in np.indices(m.shape))
+        v = m.ravel()
+    return ypos[r], xpos[c], v
+
+
+def _span(positions):
+    """``positions`` as a slice if they are consecutive (faster to index)."""
+    first = int(positions[0])
+    if positions[-1] - first == len(positions) - 1 and (np.diff(positions) == 1).all():
+        return slice(first, first + len(positions))
+    return positions
+
+
 def _buckets(x_size, y_size, per_op) -> list | None:
     """The block form of a merged product: a list of `_Bucket`, or None.
 
@@ -371,45 +393,55 @@ def _buckets(x_size, y_size, per_op) -> list | None:
     side by side); blocks of equal shape form a bucket, one batched product.
     There is a block form if no two blocks share an input or an output: the
     usual shape of a merged group of encoders or decoders of ensembles.
-    ``per_op`` holds, per operator, its input and output positions and its
-    nonzeros (output positions, input positions, values), all as positions in
-    the group's input and output values.
+    ``per_op`` holds, per operator, its input and output positions (in the
+    group's input and output values) and its matrix (`_matrix`).
     """
-    blocks = {}  # sorted input positions -> (output positions, nonzeros)
-    for x_elements, y_elements, rows, cols, vals in per_op:
-        key = tuple(np.unique(x_elements).tolist())
-        outputs, parts = blocks.setdefault(key, (set(), []))
-        outputs.update(np.unique(y_elements).tolist())
-        parts.append((rows, cols, vals))
-    if len(blocks) < 2:
+    found = {}  # input positions (as bytes) -> (the positions, their operators)
+    for xpos, ypos, m in per_op:
+        inputs = np.unique(xpos)
+        found.setdefault(inputs.tobytes(), (inputs, []))[1].append((xpos, ypos, m))
+    if len(found) < 2:
         return None
-    keys = sorted(blocks)
-    inputs = np.concatenate([np.array(key) for key in keys])
-    outputs = np.concatenate([np.array(sorted(blocks[key][0]), dtype=np.int64) for key in keys])
+    # per block, sorted by its inputs: (inputs, outputs, operators)
+    blocks = sorted(found.values(), key=lambda block: block[0].tolist())
+    blocks = [
+        (xs, np.unique(np.concatenate([op[1] for op in members])), members)
+        for xs, members in blocks
+    ]
+    inputs = np.concatenate([block[0] for block in blocks])
+    outputs = np.concatenate([block[1] for block in blocks])
     if len(np.unique(inputs)) != len(inputs) or len(np.unique(outputs)) != len(outputs):
         return None  # blocks overlap
     shapes = {}
-    for key in keys:
-        shapes.setdefault((len(key), len(blocks[key][0])), []).append(key)
+    for block in blocks:
+        shapes.setdefault((len(block[0]), len(block[1])), []).append(block)
     buckets = []
     # blocks share no input or output: one map from positions to their place in
     # their own block serves every block
     local_in = np.full(x_size, -1)
     local_out = np.full(y_size, -1)
     for (n_in, n_out), members in sorted(shapes.items()):
-        bucket_in, bucket_out, entries = [], [], []
-        for k, key in enumerate(members):
-            outs = np.array(sorted(blocks[key][0]), dtype=np.int64)
-            local_in[list(key)] = np.arange(n_in)
+        weights = np.zeros((len(members), n_in, n_out))
+        entries = []
+        for k, (ins, outs, ops) in enumerate(members):
+            local_in[ins] = np.arange(n_in)
             local_out[outs] = np.arange(n_out)
-            for rows, cols, vals in blocks[key][1]:
-                entries.append((np.full(len(vals), k), local_in[cols], local_out[rows], vals))
-            bucket_in.append(np.array(key))
-            bucket_out.append(outs)
-        index = tuple(np.concatenate([e[i] for e in entries]) for i in range(3))
-        values = np.concatenate([e[3] for e in entries])
-        weights = _summed(index, values, (len(members), n_in, n_out))
-        buckets.append(_Bucket(weights, np.concatenate(bucket_in), np.concatenate(bucket_out)))
+            for xpos, ypos, m in ops:
+                if hasattr(m, "row") or len(xpos) != n_in or len(np.unique(ypos)) < len(ypos):
+                    rows, cols, vals = _coo(xpos, ypos, m)  # sparse, or repeated positions
+                    entries.append((np.full(len(vals), k), local_in[cols], local_out[rows], vals))
+                else:  # dense, each position once: placed as it is
+                    at = _span(local_in[xpos]), _span(local_out[ypos])
+                    if not any(isinstance(i, slice) for i in at):
+                        at = np.ix_(*at)
+                    weights[k][at] += m.T
+        if entries:  # summed where they repeat
+            index = tuple(np.concatenate([e[i] for e in entries]) for i in range(3))
+            values = np.concatenate([e[3] for e in entries])
+            weights += _summed(index, values, weights.shape)
+        bucket_in = np.concatenate([block[0] for block in members])
+        bucket_out = np.concatenate([block[1] for block in members])
+        buckets.append(_Bucket(weights, bucket_in, bucket_out))
     return buckets
 
 
@@ -485,18 +517,11 @@ class MatMulKind(OpKind):
             return ir.Group(**group, template="const_inc.py.j2", consts={"inc": inc})
 
         x = acc["X"]
-        per_op = []
-        for op, ypos, xpos in zip(ops, y.op_positions, x.op_positions):
-            m = _matrix(op)
-            if hasattr(m, "row"):
-                r, c, v = m.row, m.col, np.asarray(m.data, dtype=np.float64)
-            else:
-                r, c = (a.ravel() for a in np.indices(m.shape))
-                v = m.ravel()
-            per_op.append((xpos, ypos, ypos[r], xpos[c], v))
-        rows, cols, vals = (np.concatenate([p[k] for p in per_op]) for k in (2, 3, 4))
+        per_op = [
+            (xpos, ypos, _matrix(op)) for op, ypos, xpos in zip(ops, y.op_positions, x.op_positions)
+        ]
         shape = (x.access.size, y.access.size)  # we store the transpose: x @ M^T
-        nnz = len(vals)
+        nnz = sum(m.nnz if hasattr(m, "row") else m.size for _, _, m in per_op)
         total = shape[0] * shape[1]
         buckets = _buckets(*shape, per_op) if len(ops) > 1 else None
         stored = sum(b.weights.size for b in buckets or ())
@@ -534,7 +559,9 @@ class MatMulKind(OpKind):
             order = np.concatenate(sources)[np.argsort(outputs)]
             if not np.array_equal(order, np.arange(shape[1])):
                 values["order"] = params.add("order", order, integer=True)
-        elif total >= SPARSE_MIN_SIZE and nnz < SPARSE_DENSITY * total:
+            return self._group(group, x, consts, values)
+        rows, cols, vals = (np.concatenate(part) for part in zip(*(_coo(*p) for p in per_op)))
+        if total >= SPARSE_MIN_SIZE and nnz < SPARSE_DENSITY * total:
             # duplicates summed; the product is a gather of the inputs times the
             # values, summed into the outputs (XLA compiles this, not tf.sparse)
             flat = cols.astype(np.int64) * shape[1] + rows
@@ -560,12 +587,11 @@ class MatMulKind(OpKind):
                     dense = unique
                     values["columns"] = params.add("columns", inverse.ravel(), integer=True)
             consts = {"matrix": ir.Const(param=params.add("weights", dense))}
+        return self._group(group, x, consts, values)
+
+    def _group(self, group, x, consts, values):
         return ir.Group(
-            **group,
-            template=self.template,
-            reads={"X": x.access},
-            consts=consts,
-            values=values,
+            **group, template=self.template, reads={"X": x.access}, consts=consts, values=values
         )
 
 

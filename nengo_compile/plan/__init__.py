@@ -117,7 +117,8 @@ class Placement:
     def _flat(self, segments) -> np.ndarray:
         if not segments:
             return np.zeros(0, dtype=np.int64)
-        offsets = [self._offset(base) for base, _ in segments]
+        known = self.offset
+        offsets = [known[base] if base in known else self._offset(base) for base, _ in segments]
         lengths = [len(idx) for _, idx in segments]
         indices = np.concatenate([idx for _, idx in segments]).astype(np.int64)
         return indices + np.repeat(np.array(offsets, dtype=np.int64), lengths)
