@@ -379,7 +379,9 @@ def _coo(xpos, ypos, m) -> tuple:
 
 
 def _span(positions):
-    """``positions`` as a slice if they are consecutive (faster to index)."""
+    """``positions`` as a slice if they are many and consecutive (faster to index)."""
+    if len(positions) < 64:
+        return positions
     first = int(positions[0])
     if positions[-1] - first == len(positions) - 1 and (np.diff(positions) == 1).all():
         return slice(first, first + len(positions))
