@@ -384,6 +384,62 @@ def test_custom_types_compile_to_stubs(tmp_path, capsys):
     assert_ruff_formatted(out)
 
 
+TWIN_MODULE = """
+import nengo
+import numpy as np
+
+
+class Scaled(nengo.RectifiedLinear):
+    def step(self, dt, J, output):
+        output[...] = 3.0 * np.maximum(J, 0)
+"""
+
+TWIN_MODEL = """
+import nengo
+import numpy as np
+
+import twin
+
+
+class Scaled(nengo.RectifiedLinear):
+    def step(self, dt, J, output):
+        output[...] = 2.0 * np.maximum(J, 0)
+
+
+model = nengo.Network(seed=4)
+with model:
+    stim = nengo.Node(0.5)
+    for label, neuron_type in (("here", Scaled()), ("there", twin.Scaled())):
+        ens = nengo.Ensemble(10, 1, neuron_type=neuron_type, label=label)
+        nengo.Connection(stim, ens)
+        nengo.Probe(ens.neurons, label=label)
+"""
+
+
+def test_two_types_of_one_name_are_told_apart(tmp_path, capsys, monkeypatch):
+    """Two classes named ``Scaled`` (the model's and a neighbour module's) get
+    their own stub, ``STUBS`` entry and ``neuron_steps`` key."""
+    (tmp_path / "twin.py").write_text(TWIN_MODULE)
+    out, _, caught = compile_model_file(tmp_path, TWIN_MODEL, capsys)
+    assert len([m for m in caught if "has no template" in m]) == 2
+    module = import_module(out)
+    assert sorted(module.STUBS) == ["Scaled (custom.py:9)", "Scaled (twin.py:6)"]
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    namespace = {}
+    exec(compile(TWIN_MODEL, str(tmp_path / "custom.py"), "exec"), namespace)
+    data, _ = reference(namespace["model"], 100)
+    outputs = module.Model().run(100)
+    for name, ref in zip(module.PROBES, data):
+        assert np.max(np.abs(outputs[name][0] - ref)) <= 1e-9, name
+
+    # an implementation given for one of them replaces that one only
+    assert np.max(data[1]) > 100
+    outputs = module.Model(neuron_steps={"Scaled (twin.py:6)": scaled_step}).run(100)
+    assert np.max(np.abs(outputs["here"][0] - data[0])) <= 1e-9
+    assert np.max(np.abs(outputs["there"][0] - data[1] * 2 / 3)) <= 1e-9
+
+
 def test_copied_stub_runs_without_nengo(tmp_path, capsys):
     text = CUSTOM_MODEL.replace("neuron_type=Scaled()", "neuron_type=nengo.RectifiedLinear()")
     out, _, _ = compile_model_file(tmp_path, text, capsys)

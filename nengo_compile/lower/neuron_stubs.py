@@ -184,16 +184,26 @@ def name_stubs(groups) -> tuple:
     """Name the stub functions (one per distinct stub) and warn once per type.
 
     Returns the groups (stub groups now naming their function) and the
-    distinct stubs, in order of first use.
+    distinct stubs, in order of first use. Two classes with one name (from two
+    files, or defined twice) are told apart by where they are defined:
+    ``"Name (file.py:12)"`` is then their key in ``STUBS`` and ``neuron_steps``.
     """
     names = Namespace()
+    found = [g.values["stub"] for g in groups if g.kind == NeuronStubKind.name]
+    sources = {}  # type name -> where each class of that name is defined
+    for stub in found:
+        sources.setdefault(stub.type_name, {})[stub.source] = None
     stubs = {}
     out = []
     for group in groups:
         if group.kind == NeuronStubKind.name:
             stub = group.values["stub"]
             if stub not in stubs:
-                stubs[stub] = replace(stub, name=names.name(f"stub_{stub.type_name}", "stub"))
+                type_name = stub.type_name
+                if len(sources[type_name]) > 1:  # two classes of one name: tell them apart
+                    type_name = f"{type_name} ({stub.source})"
+                name = names.name(f"stub_{stub.type_name}", "stub")
+                stubs[stub] = replace(stub, name=name, type_name=type_name)
             group = replace(group, values={**group.values, "stub": stubs[stub]})
         out.append(group)
     warned = set()
