@@ -185,6 +185,7 @@ def bench_network(name, fn, batches, xlas, args) -> dict:
                     "first_call_s": first,
                     "steps_per_s": args.steps / seconds,
                     "throughput": batch * args.steps / seconds,
+                    "step_us": 1e6 * _step_seconds(model, batch, args.repeats),
                 }
                 if reference is not None:
                     # compared through a 10 ms lowpass: unfiltered spiking outputs
@@ -199,10 +200,27 @@ def bench_network(name, fn, batches, xlas, args) -> dict:
                     f"xla={'on ' if jit else 'off'} batch={batch:3d}: first call {first:6.2f} s, "
                     f"{run['steps_per_s']:9.0f} steps/s, throughput {run['throughput']:10.0f}"
                     + (f", x{run['ratio']:.1f} nengo" if "ratio" in run else "")
-                    + (f", filtered error {run['max_error']:.2g}" if "max_error" in run else ""),
+                    + (f", filtered error {run['max_error']:.2g}" if "max_error" in run else "")
+                    + f"; step() {run['step_us']:.0f} us",
                     flush=True,
                 )
     return result
+
+
+#: ``Model.step`` calls timed per configuration (streaming: one call per step)
+STEP_CALLS = 200
+
+
+def _step_seconds(model, batch, repeats) -> float:
+    """Seconds per ``model.step`` call, state passed from call to call."""
+    state, _ = model.step(model.initial_state(batch))  # traced (and compiled) here
+
+    def stream():
+        current = state
+        for _ in range(STEP_CALLS):
+            current, _ = model.step(current)
+
+    return best_of(repeats, stream) / STEP_CALLS
 
 
 def _import(path):

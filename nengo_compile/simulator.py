@@ -137,7 +137,10 @@ class Simulator:
             )
             for name, fn in compiled.hook_functions.items()
         }
-        self._program = self._module.Model(node_functions=functions)
+        # without XLA: a Simulator runs many short runs of varied lengths (each
+        # new power-of-two length would be an XLA compilation), steps one at a
+        # time, and serves its hooks in Python
+        self._program = self._module.Model(node_functions=functions, jit_compile=False)
 
         self._sim_data = self.model.params
         self.data = SimulationData(self._sim_data)

@@ -133,7 +133,7 @@ def exported(tmp_path_factory):
     batch), TFLite once per batch size (static batch)."""
     folder = tmp_path_factory.mktemp("export")
     _, module = compile_and_load(export_model(), folder, dtype="float32", translate=False)
-    model = module.Model()
+    model = module.Model(jit_compile=False)  # as the artifacts: bit for bit
     model.export_saved_model(folder / "sm")
     model.export_onnx(folder / "model.onnx")
     paths = {"saved_model": folder / "sm", "onnx": folder / "model.onnx"}
@@ -323,7 +323,7 @@ def test_translated_models_export_without_hooks(tmp_path):
     for name, make in TRANSLATED.items():
         _, module = compile_and_load(make(), tmp_path / name, dtype="float64")
         assert module.HOOKS == {}
-        model = module.Model()
+        model = module.Model(jit_compile=False)  # as the SavedModel: bit for bit
         expected = model.run(50)
         model.export_saved_model(tmp_path / name / "sm")
         run = tf.saved_model.load(str(tmp_path / name / "sm")).signatures["run"]

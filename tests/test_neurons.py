@@ -371,6 +371,7 @@ def test_custom_types_compile_to_stubs(tmp_path, capsys):
         module.Model(neuron_steps={"Scaled": scaled_step, "Nope": scaled_step})
     with pytest.raises(ValueError, match="jit_compile"):
         module.Model(neuron_steps={"Scaled": scaled_step}, jit_compile=True)
+    assert not module.Model(neuron_steps={"Scaled": scaled_step}).jit_compile  # stubs: no XLA
 
     namespace = {}
     exec(compile(CUSTOM_MODEL, "custom.py", "exec"), namespace)

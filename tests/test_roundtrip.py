@@ -130,6 +130,39 @@ def test_xla_runs_of_any_length_share_a_compilation(tmp_path, references):
         np.testing.assert_allclose(got, expected[probe], atol=1e-9, rtol=0)
 
 
+def test_xla_is_the_default_where_the_model_allows_it(tmp_path, references):
+    """``Model()`` compiles with XLA unless Python functions serve it or an
+    operation has no XLA kernel (PoissonSpiking's Poisson draws); asking for
+    XLA there is an error naming the culprit, not a failure inside XLA."""
+    import nengo
+
+    net, data, _ = _reference("integrator", references)
+    _, module = compile_and_load(net, tmp_path / "plain", dtype="float64")
+    model = module.Model()
+    assert model.jit_compile and module.NO_XLA_GROUPS == ()
+    errors = max_errors(net, module, model.run(N_STEPS), data)
+    assert max(errors.values()) <= 1e-9, errors
+    assert not module.Model(jit_compile=False).jit_compile
+
+    net, _, _ = _reference("node_functions", references)
+    _, module = compile_and_load(net, tmp_path / "hooks", dtype="float64", translate=False)
+    assert module.HOOKS and not module.Model(node_functions=NODE_FUNCTIONS).jit_compile
+
+    with nengo.Network(seed=2) as net:
+        ens = nengo.Ensemble(10, 1, neuron_type=nengo.PoissonSpiking(nengo.LIFRate()))
+        nengo.Probe(ens.neurons)
+    _, module = compile_and_load(net, tmp_path / "poisson", dtype="float32")
+    assert len(module.NO_XLA_GROUPS) == 1 and "PoissonSpiking" in module.NO_XLA_GROUPS[0]
+    model = module.Model()
+    assert not model.jit_compile
+    assert model.run(10)[list(module.PROBES)[0]].shape == (1, 10, 10)
+    with pytest.raises(ValueError, match="PoissonSpiking.*without an XLA kernel"):
+        module.Model(jit_compile=True)
+    with pytest.raises(ValueError, match="PoissonSpiking.*without an XLA kernel"):
+        model.export_saved_model(tmp_path / "sm", jit_compile=True)
+    assert not (tmp_path / "sm").exists()
+
+
 def test_sink_hooks_run_when_served(tmp_path):
     """A Node without output runs its function when one is given; otherwise it
     is skipped (a sink has no effect on the model)."""

@@ -120,6 +120,8 @@ def environment() -> jinja2.Environment:
 
 #: generated code that draws random numbers (not portable to TFLite or ONNX)
 RANDOM_OPS = ("tf.random.", "tf.raw_ops.StatelessRandom")
+#: operations that XLA has no kernel for
+NO_XLA_OPS = ("tf.random.stateless_poisson",)
 
 
 def _tidy(body: str) -> str:
@@ -139,10 +141,16 @@ def render(program: ir.Program, module_name: str, params_file: str) -> str:
         for group, body in zip(program.groups, bodies)
         if any(marker in body for marker in RANDOM_OPS)
     ]
+    no_xla_groups = [
+        f"group {group.index}: {group.title}"
+        for group, body in zip(program.groups, bodies)
+        if any(marker in body for marker in NO_XLA_OPS)
+    ]
     return env.get_template("module.py.j2").render(
         program=program,
         bodies=bodies,
         random_groups=random_groups,
+        no_xla_groups=no_xla_groups,
         module_name=module_name,
         params_file=params_file,
         block_names=[b.name for b in program.blocks],
