@@ -31,6 +31,7 @@ class Piece:
     index: str | None = None  # GATHER: parameter holding block positions
     value_ranges: tuple = ()  # writes: value[:, lo:hi] + ... (one range or several)
     value_index: str | None = None  # writes: tf.gather(value, index, axis=1)
+    repeat: int = 1  # reads: the WHOLE or SLICE this many times side by side
 
     @property
     def block(self) -> str:

@@ -25,8 +25,9 @@ from ..errors import UnsupportedError
 from ..lower import ir
 from ..lower.kinds import KINDS, Resolved, elements
 
-#: a read split into more pieces than this becomes one gather ...
-MAX_PIECES = 4
+#: a read split into more pieces than this (a repeated slice counting once)
+#: becomes one gather ...
+MAX_PIECES = 8
 #: ... unless its contiguous runs are long (on average at least LONG_RUN
 #: elements) and at most MAX_RUNS: copying long ranges as slices lets XLA fold
 #: ``slice(concat(...))`` away, where a gather reads every element through an index
@@ -177,11 +178,11 @@ class Placement:
         return ir.GATHER
 
     def _read_pieces(self, blocks, pos, index_params):
-        runs = _contiguous_runs(blocks, pos)
+        runs = _repeated_runs(blocks, pos, _contiguous_runs(blocks, pos))
         if len(runs) <= MAX_PIECES or (
             len(runs) <= MAX_RUNS and len(blocks) >= LONG_RUN * len(runs)
         ):
-            return [self._slice_piece(int(blocks[a]), pos[a:b]) for a, b in runs]
+            return [self._slice_piece(int(blocks[a]), pos[a:b], repeat=n) for a, b, n in runs]
         cuts = np.flatnonzero(np.diff(blocks)) + 1
         runs = np.split(np.arange(len(blocks)), cuts)
         if len(runs) > MAX_PIECES:
@@ -276,6 +277,8 @@ def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
         ordered = [r for r in requests if not r.order_free]
         for request in ordered:  # follow the layout earlier groups made
             perm = _follow_layout(placement, request)
+            if perm is None and request is ordered[-1]:  # nothing placed yet
+                perm = _repeats_together(placement, ordered[0])
             if perm is not None:
                 ops = [ops[j] for j in perm]
                 groups[i] = ops
@@ -347,6 +350,22 @@ def _follow_layout(placement, request):
     return np.lexsort((pos_key, block_key)).tolist()
 
 
+def _repeats_together(placement, request):
+    """An order of the request's operators in which those that read the same
+    elements (one source read by several operators) are next to each other, so
+    that the source, read once per operator, is a repeated slice rather than a
+    gather; or None if no two operators start at the same element. The other
+    operators keep their order."""
+    if len(request.per_op) < 2 or not all(request.per_op):
+        return None
+    starts = [segments[0] for segments in request.per_op]
+    first = placement._flat([(base, idx[:1]) for base, idx in starts])
+    if len(first) != len(starts) or len(np.unique(first)) == len(first):
+        return None
+    _, seen, group = np.unique(first, return_index=True, return_inverse=True)
+    return np.lexsort((np.arange(len(first)), seen[group])).tolist()
+
+
 def _transient_blocks(placement, requests_in_order) -> set:
     """The blocks none of whose elements is read before it is written in a step.
 
@@ -406,6 +425,23 @@ def _resolve(placement, request, index_params) -> Resolved:
     positions = np.searchsorted(unique_keys, all_keys)
     bounds = np.cumsum([0] + [sum(len(idx) for _, idx in segs) for segs in request.per_op])
     return Resolved(access, tuple(positions[a:b] for a, b in zip(bounds[:-1], bounds[1:])))
+
+
+def _repeated_runs(blocks, pos, runs):
+    """``[(lo, hi, n)]``: ``runs`` with each run that ``n - 1`` equal runs
+    follow (the same elements read again: one source read by several
+    operators) kept once, ``n`` times."""
+    if len(runs) < 2:
+        return [(lo, hi, 1) for lo, hi in runs]
+    lo, hi = np.array(runs).T
+    same = (
+        (blocks[lo[1:]] == blocks[lo[:-1]])
+        & (pos[lo[1:]] == pos[lo[:-1]])
+        & (hi[1:] - lo[1:] == hi[:-1] - lo[:-1])
+    )
+    starts = np.flatnonzero(np.concatenate([[True], ~same]))
+    counts = np.diff(np.append(starts, len(runs)))
+    return list(zip(lo[starts].tolist(), hi[starts].tolist(), counts.tolist()))
 
 
 def _contiguous_runs(blocks, pos, steps=False):
