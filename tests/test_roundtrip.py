@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -108,6 +110,59 @@ def test_step_matches_run_and_batches_agree(tmp_path, references):
         state, probes = model.step(state)
         for name in module.PROBES:
             np.testing.assert_array_equal(probes[name].numpy(), outputs[name][:2, i])
+
+
+def test_bad_states_and_inputs_are_clear_errors(tmp_path, references):
+    """A state or input that does not fit the model is refused with a message
+    naming it, before TensorFlow sees it; a state given as NumPy arrays works."""
+    import tensorflow as tf
+
+    net, _, _ = _reference("node_functions", references)
+    _, module = compile_and_load(net, tmp_path, dtype="float32", translate=False)
+    model = module.Model(node_functions={"square": NODE_FUNCTIONS["square"]})
+    state = model.initial_state(batch_size=2)
+    feed = {"sine": np.zeros((2, 1))}
+    block = sorted(module.BLOCKS)[0]
+    size = module.BLOCKS[block][0]
+    bad = [
+        ([1, 2], TypeError, "state must be a dict"),
+        (
+            {k: v for k, v in state.items() if k != block},
+            ValueError,
+            re.escape(f"missing ['{block}']"),
+        ),
+        ({**state, "extra": state[block]}, ValueError, re.escape("unknown ['extra']")),
+        (
+            {**state, block: np.zeros((2, size + 1))},
+            ValueError,
+            re.escape(f"'{block}' has shape (2, {size + 1})"),
+        ),
+        (
+            {**state, "step": np.zeros((3,))},
+            ValueError,
+            re.escape(f"'{block}' has shape (2, {size}); expected (3"),
+        ),
+        (
+            {**state, block: tf.zeros((2, size), tf.float64)},
+            ValueError,
+            "is float64; expected float32",
+        ),
+    ]
+    for wrong, error, message in bad:
+        with pytest.raises(error, match=message):
+            model.step(wrong, feed)
+        with pytest.raises(error, match=message):
+            model.run(3, inputs={"sine": np.zeros((2, 3, 1))}, state=wrong)
+    with pytest.raises(
+        ValueError, match=re.escape("input 'sine' has shape (2, 2); expected (2, 1)")
+    ):
+        model.step(state, {"sine": np.zeros((2, 2))})
+
+    as_numpy = {name: np.asarray(value) for name, value in state.items()}
+    expected = model.step(state, feed)
+    got = model.step(as_numpy, feed)
+    for name in module.PROBES:
+        np.testing.assert_array_equal(got[1][name].numpy(), expected[1][name].numpy())
 
 
 def test_xla_runs_of_any_length_share_a_compilation(tmp_path, references):
