@@ -378,6 +378,14 @@ def _coo(xpos, ypos, m) -> tuple:
     return ypos[r], xpos[c], v
 
 
+def _sorted_unique(positions):
+    """``np.unique(positions)``, without sorting positions that are already
+    increasing (the usual case: a signal's elements in order)."""
+    if len(positions) < 2 or (positions[1:] > positions[:-1]).all():
+        return positions
+    return np.unique(positions)
+
+
 def _span(positions):
     """``positions`` as a slice if they are many and consecutive (faster to index)."""
     if len(positions) < 64:
@@ -400,14 +408,14 @@ def _buckets(x_size, y_size, per_op) -> list | None:
     """
     found = {}  # input positions (as bytes) -> (the positions, their operators)
     for xpos, ypos, m in per_op:
-        inputs = np.unique(xpos)
+        inputs = _sorted_unique(xpos)
         found.setdefault(inputs.tobytes(), (inputs, []))[1].append((xpos, ypos, m))
     if len(found) < 2:
         return None
     # per block, sorted by its inputs: (inputs, outputs, operators)
     blocks = sorted(found.values(), key=lambda block: block[0].tolist())
     blocks = [
-        (xs, np.unique(np.concatenate([op[1] for op in members])), members)
+        (xs, _sorted_unique(np.concatenate([op[1] for op in members])), members)
         for xs, members in blocks
     ]
     inputs = np.concatenate([block[0] for block in blocks])
@@ -429,7 +437,7 @@ def _buckets(x_size, y_size, per_op) -> list | None:
             local_in[ins] = np.arange(n_in)
             local_out[outs] = np.arange(n_out)
             for xpos, ypos, m in ops:
-                if hasattr(m, "row") or len(xpos) != n_in or len(np.unique(ypos)) < len(ypos):
+                if hasattr(m, "row") or len(xpos) != n_in or len(_sorted_unique(ypos)) < len(ypos):
                     rows, cols, vals = _coo(xpos, ypos, m)  # sparse, or repeated positions
                     entries.append((np.full(len(vals), k), local_in[cols], local_out[rows], vals))
                 else:  # dense, each position once: placed as it is
@@ -459,14 +467,22 @@ def _unique_columns(weights) -> tuple:
     unchanged = weights, np.arange(k * n_out)
     if n_in == 1:  # an elementwise product: nothing to save
         return unchanged
-    columns = weights.transpose(0, 2, 1).reshape(k * n_out, n_in)
+    # per column (block-major, as the flattened output): its projection
+    projection = np.random.RandomState(0).standard_normal(n_in)
+    fingerprint = np.einsum("kio,i->ko", weights, projection).reshape(-1)
     block = np.repeat(np.arange(k), n_out)
-    fingerprint = columns @ np.random.RandomState(0).standard_normal(n_in)
     order = np.lexsort((np.arange(len(block)), fingerprint, block))
     b, f = block[order], fingerprint[order]
     starts = np.concatenate([[True], (b[1:] != b[:-1]) | (f[1:] != f[:-1])])
+    if starts.all():
+        return unchanged  # no two columns of a block project alike
     first = order[np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))]
-    if not (columns[order] == columns[first]).all():
+    again = order[~starts]  # columns whose projection an earlier one has
+
+    def columns(j):
+        return weights[j // n_out, :, j % n_out]
+
+    if not (columns(again) == columns(first[~starts])).all():
         return unchanged  # equal projections of unequal columns (or NaNs)
     group = np.cumsum(starts) - 1  # per sorted column: its unique column
     block_of = b[starts]  # per unique column, sorted by block
@@ -475,7 +491,7 @@ def _unique_columns(weights) -> tuple:
     if (n_out - n_unique) * n_in < n_out:
         return unchanged
     reduced = np.zeros((k, n_in, n_unique))
-    reduced[block_of, :, local] = columns[order[starts]]
+    reduced[block_of, :, local] = columns(order[starts])
     source = np.empty(len(order), dtype=np.int64)
     source[order] = block_of[group] * n_unique + local[group]
     return reduced, source

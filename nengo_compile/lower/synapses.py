@@ -13,6 +13,8 @@ is the same:
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from nengo.builder.processes import SimProcess
 from nengo.synapses import LinearFilter, Triangle
@@ -40,7 +42,19 @@ def _discrete_ss(process, dt) -> tuple:
     return _SS_CACHE[key]
 
 
+#: (operator, dt) -> `_step_class`: asked for by the merge key, the accesses
+#: and the lowering of every filter
+_STEP_CLASSES = weakref.WeakKeyDictionary()
+
+
 def _step_class(op, dt):
+    known = _STEP_CLASSES.setdefault(op, {})
+    if dt not in known:
+        known[dt] = _find_step_class(op, dt)
+    return known[dt]
+
+
+def _find_step_class(op, dt):
     A, B, C, D = _discrete_ss(op.process, dt)
     X = op.state["X"].initial_value
     for cls in (LinearFilter.NoX, LinearFilter.OneX, LinearFilter.NoD, LinearFilter.General):

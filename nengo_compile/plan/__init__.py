@@ -103,6 +103,7 @@ class Placement:
         self.layouts = []  # per block: list of (base, indices)
         self.sizes = []
         self.counts = {"read": Counter(), "write": Counter()}
+        self._requests = {}  # id(request) -> (request, its segments, their flat positions)
 
     def _offset(self, base) -> int:
         offset = self.offset.get(base)
@@ -124,13 +125,22 @@ class Placement:
         indices = np.concatenate([idx for _, idx in segments]).astype(np.int64)
         return indices + np.repeat(np.array(offsets, dtype=np.int64), lengths)
 
-    def locate(self, segments):
-        flat = self._flat(segments)
+    def segments(self, request):
+        """A request's segments, all operators' in order, and their flat
+        positions: computed once per request (the plan asks several times)."""
+        known = self._requests.get(id(request))
+        if known is None or known[0] is not request:
+            segments = [s for per_op in request.per_op for s in per_op]
+            known = self._requests[id(request)] = (request, segments, self._flat(segments))
+        return known[1], known[2]
+
+    def locate(self, segments, flat=None):
+        flat = self._flat(segments) if flat is None else flat
         return self.block[flat], self.pos[flat]
 
-    def place(self, segments):
+    def place(self, segments, flat=None):
         """Put the unplaced elements of ``segments`` into a new block, in order."""
-        flat = self._flat(segments)
+        flat = self._flat(segments) if flat is None else flat
         unplaced = np.flatnonzero(self.block[flat] < 0)
         if len(unplaced) == 0:
             return
@@ -144,17 +154,16 @@ class Placement:
         segment_of = np.repeat(np.arange(len(segments)), lengths)[new]
         local = np.concatenate([idx for _, idx in segments])[new]
         cuts = np.flatnonzero(np.diff(segment_of)) + 1
-        runs = np.split(np.arange(len(new)), cuts)
-        layout = [(segments[segment_of[run[0]]][0], local[run]) for run in runs]
+        layout = [(segments[segment_of[a]][0], local[a:b]) for a, b in _spans(cuts, len(new))]
         self.layouts.append(layout)
         self.sizes.append(len(new))
 
     def name(self, b: int) -> str:
         return f"s{b}"
 
-    def resolve(self, segments, mode, index_params):
+    def resolve(self, segments, mode, index_params, flat=None):
         """Turn a list of elements into pieces of blocks (see `ir.Piece`)."""
-        blocks, pos = self.locate(segments)
+        blocks, pos = self.locate(segments, flat)
         assert (blocks >= 0).all(), "access to an element that was never placed"
         n = len(blocks)
         if mode == "read":
@@ -183,8 +192,7 @@ class Placement:
             len(runs) <= MAX_RUNS and len(blocks) >= LONG_RUN * len(runs)
         ):
             return [self._slice_piece(int(blocks[a]), pos[a:b], repeat=n) for a, b, n in runs]
-        cuts = np.flatnonzero(np.diff(blocks)) + 1
-        runs = np.split(np.arange(len(blocks)), cuts)
+        runs = _spans(np.flatnonzero(np.diff(blocks)) + 1, len(blocks))
         if len(runs) > MAX_PIECES:
             order = list(dict.fromkeys(blocks.tolist()))
             offsets = np.cumsum([0] + [self.sizes[b] for b in order])
@@ -195,8 +203,8 @@ class Placement:
             names = tuple(self.name(b) for b in order)
             return [ir.Piece(names, ir.GATHER, index=self._index(index_params, flat))]
         pieces = []
-        for run in runs:
-            b, p = int(blocks[run[0]]), pos[run]
+        for lo, hi in runs:
+            b, p = int(blocks[lo]), pos[lo:hi]
             kind = self._kind(b, p)
             if kind == ir.GATHER:
                 pieces.append(ir.Piece((self.name(b),), kind, index=self._index(index_params, p)))
@@ -288,7 +296,7 @@ def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
                     requests = kind.accesses(ops, ctx)
                 break
         for request in requests:
-            placement.place([s for segments in request.per_op for s in segments])
+            placement.place(*placement.segments(request))
         final_requests[i] = requests
 
     probe_segments = [
@@ -337,7 +345,7 @@ def _follow_layout(placement, request):
     element lies (operators with none last, in their order), or None if no
     element is placed yet. One lookup for the whole group, a stable sort."""
     lengths = [sum(len(idx) for _, idx in segments) for segments in request.per_op]
-    blocks, pos = placement.locate([s for segments in request.per_op for s in segments])
+    blocks, pos = placement.locate(*placement.segments(request))
     placed = np.flatnonzero(blocks >= 0)
     if len(placed) == 0:
         return None
@@ -381,8 +389,7 @@ def _transient_blocks(placement, requests_in_order) -> set:
             for request in requests:
                 if (request.mode in ("read", "inc")) != reading:
                     continue
-                segments = [s for segments in request.per_op for s in segments]
-                blocks, pos = placement.locate(segments)
+                blocks, pos = placement.locate(*placement.segments(request))
                 flat = offsets[blocks] + pos
                 untouched = flat[first[flat] == 0]
                 first[untouched] = 1 if reading else 2
@@ -400,9 +407,9 @@ def _check_special(requests, special):
 
 
 def _resolve(placement, request, index_params) -> Resolved:
-    segments = [s for segments in request.per_op for s in segments]
+    segments, flat_positions = placement.segments(request)
     if not request.order_free:
-        access = placement.resolve(segments, request.mode, index_params)
+        access = placement.resolve(segments, request.mode, index_params, flat_positions)
         positions, start = [], 0
         for segs in request.per_op:
             n = sum(len(idx) for _, idx in segs)
@@ -412,7 +419,7 @@ def _resolve(placement, request, index_params) -> Resolved:
 
     # order-free: unique elements sorted by where they lie (vectorised: a
     # group may hold hundreds of thousands of elements)
-    blocks, pos = placement.locate(segments)
+    blocks, pos = placement.locate(segments, flat_positions)
     stride = max(placement.sizes) + 1
     all_keys = blocks.astype(np.int64) * stride + pos
     unique_keys, first = np.unique(all_keys, return_index=True)
@@ -455,17 +462,22 @@ def _contiguous_runs(blocks, pos, steps=False):
     return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
 
 
+def _spans(cuts, n) -> list:
+    """``[(lo, hi)]``: the parts of ``range(n)`` between the positions ``cuts``."""
+    bounds = [0, *cuts.tolist(), n]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def _runs(bases, ids, elements):
     """Segments ``[(base, indices)]`` of elements given by segment id, merging
     neighbouring runs of the same base signal, in order."""
     if len(ids) == 0:
         return []
-    cuts = np.flatnonzero(np.diff(ids)) + 1
     segments = []
-    for run in np.split(np.arange(len(ids)), cuts):
-        base = bases[ids[run[0]]]
+    for lo, hi in _spans(np.flatnonzero(np.diff(ids)) + 1, len(ids)):
+        base = bases[ids[lo]]
         if segments and segments[-1][0] is base:
-            segments[-1] = (base, np.concatenate([segments[-1][1], elements[run]]))
+            segments[-1] = (base, np.concatenate([segments[-1][1], elements[lo:hi]]))
         else:
-            segments.append((base, elements[run]))
+            segments.append((base, elements[lo:hi]))
     return segments
