@@ -192,4 +192,13 @@ def test_hostile_labels_are_data(tmp_path, capsys, monkeypatch):
         if isinstance(node, (ast.Import, ast.ImportFrom))
         for alias in node.names
     }
-    assert imports == {"contextlib", "os", "shutil", "tempfile", "numpy", "tensorflow", "tf2onnx"}
+    assert imports == {
+        "concurrent.futures",
+        "contextlib",
+        "os",
+        "shutil",
+        "tempfile",
+        "numpy",
+        "tensorflow",
+        "tf2onnx",
+    }

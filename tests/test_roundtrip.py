@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -216,6 +217,40 @@ def test_xla_is_the_default_where_the_model_allows_it(tmp_path, references):
     with pytest.raises(ValueError, match="PoissonSpiking.*without an XLA kernel"):
         model.export_saved_model(tmp_path / "sm", jit_compile=True)
     assert not (tmp_path / "sm").exists()
+
+
+def test_large_batches_run_in_parts_with_the_same_values(tmp_path, references, monkeypatch):
+    """With XLA, a batch of at least 2 x PARALLEL_MIN_ROWS rows runs as equal
+    parts on several cores; every row (and the state) is what one run gives.
+    Models with random processes run whole (their draws depend on the batch)."""
+    import nengo
+
+    net, _, _ = _reference("node_functions", references)
+    _, module = compile_and_load(net, tmp_path / "fed", dtype="float64")
+    name = sorted(module.INPUTS)[0]
+    feed = np.random.RandomState(1).randn(32, 40, module.INPUTS[name])
+    model = module.Model()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert model._parts(32) == min(cores, 2) and model._parts(31) == 1
+    assert module.Model(jit_compile=False)._parts(32) == 1
+
+    first, state = model.run(40, inputs={name: feed}, return_state=True)  # parts in turn
+    again = model.run(40, inputs={name: feed})  # parts side by side
+    monkeypatch.setattr(module, "PARALLEL_MIN_ROWS", 10**6)
+    assert model._parts(32) == 1
+    whole, whole_state = model.run(40, inputs={name: feed}, return_state=True)
+    for probe in module.PROBES:
+        np.testing.assert_array_equal(first[probe], whole[probe])
+        np.testing.assert_array_equal(again[probe], whole[probe])
+        assert not np.array_equal(whole[probe][0], whole[probe][16])  # rows differ
+    for block in state:
+        np.testing.assert_array_equal(state[block].numpy(), whole_state[block].numpy())
+
+    with nengo.Network(seed=3) as net:
+        noise = nengo.Node(nengo.processes.WhiteNoise(), size_out=2)
+        nengo.Probe(noise)
+    _, module = compile_and_load(net, tmp_path / "noise", dtype="float32")
+    assert module.RANDOM_GROUPS and module.Model()._parts(64) == 1
 
 
 def test_sink_hooks_run_when_served(tmp_path):
