@@ -71,6 +71,23 @@ def test_same_model_and_seed_give_identical_files(tmp_path):
     assert path1.with_suffix(".npz").read_bytes() == path2.with_suffix(".npz").read_bytes()
 
 
+def test_template_cache_is_only_a_speed_up(tmp_path, monkeypatch):
+    """Compiled templates are kept between processes (Jinja's bytecode cache);
+    with a cache that cannot be written the output is the same."""
+    from nengo_compile import render
+
+    assert isinstance(render.environment().bytecode_cache, render.TemplateCache)
+    expected = compile_network(CORPUS["synapses"](), module_name="cached").source
+    unwritable = render.TemplateCache(str(tmp_path / "missing"))
+    monkeypatch.setattr(render, "_bytecode_cache", lambda: unwritable)
+    render.environment.cache_clear()
+    try:
+        assert render.environment().bytecode_cache is unwritable
+        assert compile_network(CORPUS["synapses"](), module_name="cached").source == expected
+    finally:
+        render.environment.cache_clear()
+
+
 def test_seed_option_acts_as_network_seed(tmp_path):
     """--seed N builds what nengo.Simulator builds for net.seed = N."""
     net = CORPUS["feedforward"]()
