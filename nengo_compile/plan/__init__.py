@@ -282,19 +282,13 @@ def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
         kind, ops = kinds[i], groups[i]
         requests = kind.accesses(ops, ctx)
         _check_special(requests, special)
-        ordered = [r for r in requests if not r.order_free]
-        for request in ordered:  # follow the layout earlier groups made
-            perm = _follow_layout(placement, request)
-            if perm is None and request is ordered[-1]:  # nothing placed yet
-                perm = _repeats_together(placement, ordered[0])
-            if perm is not None:
-                ops = [ops[j] for j in perm]
-                groups[i] = ops
-                if all(len(r.per_op) == len(ops) for r in requests):  # one entry per operator
-                    requests = [_permuted(r, perm) for r in requests]
-                else:
-                    requests = kind.accesses(ops, ctx)
-                break
+        perm = _operator_order(placement, [r for r in requests if not r.order_free])
+        if perm is not None:
+            ops = groups[i] = [ops[j] for j in perm]
+            if all(len(r.per_op) == len(ops) for r in requests):  # one entry per operator
+                requests = [_permuted(r, perm) for r in requests]
+            else:
+                requests = kind.accesses(ops, ctx)
         for request in requests:
             placement.place(*placement.segments(request))
         final_requests[i] = requests
@@ -338,6 +332,18 @@ def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
 
 def _permuted(request, perm):
     return replace(request, per_op=tuple(request.per_op[j] for j in perm))
+
+
+def _operator_order(placement, ordered):
+    """A new order of a group's operators, or None to keep theirs: the layout
+    that earlier groups made for the first of the group's ordered requests
+    that has placed elements, else (nothing placed yet) operators reading the
+    same elements side by side."""
+    for request in ordered:
+        perm = _follow_layout(placement, request)
+        if perm is not None:
+            return perm
+    return _repeats_together(placement, ordered[0]) if ordered else None
 
 
 def _follow_layout(placement, request):
