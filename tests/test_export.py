@@ -133,16 +133,18 @@ def exported(tmp_path_factory):
     batch), TFLite once per batch size (static batch)."""
     folder = tmp_path_factory.mktemp("export")
     _, module = compile_and_load(export_model(), folder, dtype="float32", translate=False)
+    exporter = module.Model()  # XLA where it can: exports trace their own kernels
+    exporter.export_saved_model(folder / "sm")
+    exporter.export_onnx(folder / "model.onnx")
+    assert exporter.jit_compile  # restored after exporting
     model = module.Model(jit_compile=False)  # as the artifacts: bit for bit
-    model.export_saved_model(folder / "sm")
-    model.export_onnx(folder / "model.onnx")
     paths = {"saved_model": folder / "sm", "onnx": folder / "model.onnx"}
 
     def get(kind, batch):
         if kind == "tflite":
             path = folder / f"model{batch}.tflite"
             if not path.exists():
-                model.export_tflite(path, batch_size=batch)
+                exporter.export_tflite(path, batch_size=batch)
             return module, model, path
         return module, model, paths[kind]
 
@@ -166,6 +168,31 @@ def test_artifact_matches_module(exported, kind, batch, tmp_path):
             total, want_total = value.sum(axis=1), want.sum(axis=1)
             scale = max(1.0, float(np.abs(want_total).max()))
             np.testing.assert_allclose(total, want_total, atol=ATOL_SUM * scale, err_msg=probe)
+
+
+def test_exports_trace_the_kernels_of_their_own_xla_setting(tmp_path, monkeypatch):
+    """A model running with XLA exports artifacts traced for their own setting
+    (block products pick different kernels with and without XLA)."""
+    _, module = compile_and_load(CORPUS["transforms"](), tmp_path, dtype="float32")
+    seen = []
+    wide_blocks = module._wide_blocks
+
+    def spy(x, blocks, batch, xla):
+        seen.append(xla)
+        return wide_blocks(x, blocks, batch, xla)
+
+    monkeypatch.setattr(module, "_wide_blocks", spy)
+    model = module.Model()
+    assert model.jit_compile
+    model.export_saved_model(tmp_path / "sm")
+    assert seen and not any(seen)
+    seen.clear()
+    model.export_saved_model(tmp_path / "sm_xla", jit_compile=True)
+    assert seen and all(seen)
+    seen.clear()
+    model.export_onnx(tmp_path / "m.onnx")
+    assert seen and not any(seen)
+    assert model.jit_compile and model._jit_compile is True
 
 
 def test_saved_model_step_signature_streams(exported):
