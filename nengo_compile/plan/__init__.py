@@ -239,7 +239,8 @@ class Placement:
 
     def _write_pieces(self, blocks, pos, index_params, mode):
         pieces = []
-        for b in dict.fromkeys(blocks.tolist()):
+        _, first = np.unique(blocks, return_index=True)
+        for b in blocks[np.sort(first)].tolist():  # blocks in order of first use
             where = np.flatnonzero(blocks == b)
             p = pos[where]
             kind = self._kind(b, p)
@@ -416,12 +417,10 @@ def _resolve(placement, request, index_params) -> Resolved:
     segments, flat_positions = placement.segments(request)
     if not request.order_free:
         access = placement.resolve(segments, request.mode, index_params, flat_positions)
-        positions, start = [], 0
-        for segs in request.per_op:
-            n = sum(len(idx) for _, idx in segs)
-            positions.append(np.arange(start, start + n))
-            start += n
-        return Resolved(access, tuple(positions))
+        bounds = np.cumsum([0] + [sum(len(idx) for _, idx in segs) for segs in request.per_op])
+        every = np.arange(bounds[-1])
+        every.flags.writeable = False  # shared by the operators' views
+        return Resolved(access, tuple(every[a:b] for a, b in zip(bounds[:-1], bounds[1:])))
 
     # order-free: unique elements sorted by where they lie (vectorised: a
     # group may hold hundreds of thousands of elements)
