@@ -415,9 +415,10 @@ def _check_special(requests, special):
 
 def _resolve(placement, request, index_params) -> Resolved:
     segments, flat_positions = placement.segments(request)
+    # per operator, where its elements lie in the request's list of elements
+    bounds = np.cumsum([0] + [sum(len(idx) for _, idx in segs) for segs in request.per_op])
     if not request.order_free:
         access = placement.resolve(segments, request.mode, index_params, flat_positions)
-        bounds = np.cumsum([0] + [sum(len(idx) for _, idx in segs) for segs in request.per_op])
         every = np.arange(bounds[-1])
         every.flags.writeable = False  # shared by the operators' views
         return Resolved(access, tuple(every[a:b] for a, b in zip(bounds[:-1], bounds[1:])))
@@ -435,7 +436,6 @@ def _resolve(placement, request, index_params) -> Resolved:
         _runs(bases, base_ids[first], flat[first]), request.mode, index_params
     )
     positions = np.searchsorted(unique_keys, all_keys)
-    bounds = np.cumsum([0] + [sum(len(idx) for _, idx in segs) for segs in request.per_op])
     return Resolved(access, tuple(positions[a:b] for a, b in zip(bounds[:-1], bounds[1:])))
 
 
@@ -462,9 +462,7 @@ def _contiguous_runs(blocks, pos, steps=False):
     if len(pos) == 0:
         return []
     same = np.diff(blocks) == (1 if steps else 0)
-    cuts = np.flatnonzero(~same | (np.diff(pos) != 1)) + 1
-    bounds = np.concatenate([[0], cuts, [len(pos)]])
-    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+    return _spans(np.flatnonzero(~same | (np.diff(pos) != 1)) + 1, len(pos))
 
 
 def _spans(cuts, n) -> list:
