@@ -292,7 +292,7 @@ class Emitter:
         if isinstance(v, E.Const):
             value = np.asarray(v.array, dtype=np.float64).reshape(-1)
             if np.all(value == value[0]):
-                return self.assign(target, f"_fill(batch, {size}, {literal(value[0])})")
+                return self.assign(target, f"_fill(batch, {size}, {literal(value[0])}, DTYPE)")
             v = E.const(value)
         code = self.ref(v)
         n = int(np.prod(v.shape))
