@@ -25,6 +25,7 @@ from .lower.kinds import LowerContext
 from .lower.processes import ProcessStep
 from .plan import PlanStats, plan
 from .render import render
+from .render.runtime import RUNTIMES
 from .translate import Translator
 from .write import output_paths, write
 
@@ -59,6 +60,7 @@ def compile_network(
     translate: bool = True,
     model: nengo.builder.Model | None = None,
     check_finite: bool = False,
+    runtime: str = "paste",
 ) -> Compiled:
     """Compile a network into the source and parameters of a TF module.
 
@@ -72,9 +74,15 @@ def compile_network(
 
     ``model`` is passed to the build stage as ``nengo.Simulator`` takes it: a
     Model to build into or, with ``network=None``, one already built.
+
+    ``runtime="paste"`` copies the runtime (`nengo_compile.runtime`) into the
+    module, so that it needs only TensorFlow and NumPy; ``"import"`` imports it
+    from nengo-compile instead (a shorter module, for this installation).
     """
     if dtype not in DTYPES:
         raise CompileError(f"dtype must be one of {', '.join(DTYPES)} (got {dtype!r})")
+    if runtime not in RUNTIMES:
+        raise CompileError(f"runtime must be one of {', '.join(RUNTIMES)} (got {runtime!r})")
     timings = {}
     with _stage("build", timings):
         built = build(network, dt=dt, seed=seed, model=model)
@@ -104,7 +112,7 @@ def compile_network(
                 built, analysis, planned, dtype, header, translator, check_finite=check_finite
             )
         with _stage("render", timings):
-            source = render(program, module_name, f"{module_name}.npz")
+            source = render(program, module_name, f"{module_name}.npz", runtime)
     # The callables behind the hooks, for whoever runs the module in this process
     functions = {}
     for hook in program.hooks:

@@ -108,6 +108,7 @@ class Simulator:
                     source_name="<Simulator>",
                     model=model,
                     check_finite=True,
+                    runtime="import",  # this process has nengo-compile
                 )
             except CompileError as exc:
                 # Nengo's own build errors reach the user as Nengo raised them

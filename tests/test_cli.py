@@ -193,8 +193,12 @@ def test_hostile_labels_are_data(tmp_path, capsys, monkeypatch):
         for alias in node.names
     }
     assert imports == {
+        "annotations",  # from __future__
+        "ClassVar",  # from typing
+        "Mapping",  # from collections.abc
         "concurrent.futures",
         "contextlib",
+        "inspect",
         "os",
         "shutil",
         "tempfile",

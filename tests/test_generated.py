@@ -22,9 +22,16 @@ GOLDEN_MODELS = {
 }
 
 
+RUNTIME_BANNERS = ("# ==== the runtime: ", "# ==== end of the runtime ====")
+
+
 def _pinned(source: str) -> str:
-    """The source without the line naming the compiling machine's versions."""
+    """The source without the line naming the compiling machine's versions, and
+    with the pasted runtime as one line (`test_runtime` checks it is verbatim)."""
     lines = source.splitlines(True)
+    start = next(i for i, line in enumerate(lines) if line.startswith(RUNTIME_BANNERS[0]))
+    stop = next(i for i, line in enumerate(lines) if line.startswith(RUNTIME_BANNERS[1]))
+    lines[start : stop + 1] = ["# ==== the runtime (nengo_compile/runtime) is pasted here ====\n"]
     return "".join(line for line in lines if not line.startswith("# Compiled with"))
 
 

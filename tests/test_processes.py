@@ -350,7 +350,7 @@ def test_generated_source_is_formatted_and_deterministic(tmp_path):
         path = tmp_path / f"procs{index}.py"
         path.write_text(source)
         assert_ruff_formatted(path)
-        assert "numpy_function" not in source.split("class Model")[1].split("    def _run(self,")[1]
+        assert "numpy_function" not in source.split("class Model(CompiledModel)")[1]
 
 
 def _deterministic_source():

@@ -19,6 +19,7 @@ from pathlib import Path
 import jinja2
 
 from ..lower import ir
+from .runtime import runtime_source
 
 TEMPLATES_PACKAGE = Path(__file__).resolve().parent.parent / "templates"  # installed wheel
 TEMPLATES_SOURCE = Path(__file__).resolve().parent.parent.parent / "templates"  # checkout
@@ -150,8 +151,28 @@ def _tidy(body: str) -> str:
     return "\n".join(line.rstrip() for line in body.splitlines() if line.strip())
 
 
-def render(program: ir.Program, module_name: str, params_file: str) -> str:
-    """The generated module's source."""
+#: the model's tables, as its ``Model`` class holds them for the runtime
+TABLES = (
+    "DT",
+    "SEED",
+    "DTYPE",
+    "PARAMS_FILE",
+    "PROBES",
+    "PROBE_SOURCES",
+    "PROBE_PERIODS",
+    "HOOKS",
+    "INPUTS",
+    "RANDOM_GROUPS",
+    "NO_XLA_GROUPS",
+    "BLOCKS",
+    "STUBS",
+)
+
+
+def render(program: ir.Program, module_name: str, params_file: str, runtime: str = "paste") -> str:
+    """The generated module's source; ``runtime`` places the runtime's code
+    (``"paste"``: copied into the module; ``"import"``: imported from
+    nengo-compile, which must then be installed where the module runs)."""
     env = environment()
     bodies = [
         _tidy(env.get_template(f"ops/{group.template}").render(g=group, program=program))
@@ -175,4 +196,6 @@ def render(program: ir.Program, module_name: str, params_file: str) -> str:
         module_name=module_name,
         params_file=params_file,
         block_names=[b.name for b in program.blocks],
+        runtime=runtime_source(runtime),
+        table_names=TABLES,
     )

@@ -1,0 +1,147 @@
+"""Checks of what a user hands a compiled model (states, inputs, batch sizes,
+Python functions): one-line errors that name the problem."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import tensorflow as tf
+
+
+def _checked_state(state, blocks: Mapping, dtype) -> dict:
+    """``state`` as tensors of the model's dtypes, with a clear error for
+    anything that is not a state of this model (``initial_state``'s form);
+    ``blocks`` is the model's ``BLOCKS``."""
+    if not isinstance(state, dict):
+        raise TypeError(f"state must be a dict like initial_state() (got {type(state).__name__})")
+    missing = sorted({"step", *blocks} - set(state))
+    unknown = sorted(set(state) - {"step", *blocks})
+    if missing or unknown:
+        raise ValueError(f"not a state of this model: missing {missing}, unknown {unknown}")
+    step = np.shape(state["step"])
+    if len(step) != 1 or step[0] < 1:
+        raise ValueError(f"state 'step' has shape {step}; expected [batch]")
+    checked = {"step": _as_tensor("step", state["step"], tf.int64, step)}
+    for name, (size, _) in blocks.items():
+        checked[name] = _as_tensor(name, state[name], dtype, (step[0], size))
+    return checked
+
+
+def _as_tensor(name: str, value, dtype, shape) -> tf.Tensor:
+    if isinstance(value, tf.Tensor):
+        if value.dtype != dtype:
+            raise ValueError(f"state {name!r} is {value.dtype.name}; expected {dtype.name}")
+    else:
+        value = tf.constant(np.asarray(value, dtype=dtype.as_numpy_dtype))
+    if tuple(value.shape) != tuple(shape):
+        raise ValueError(f"state {name!r} has shape {tuple(value.shape)}; expected {tuple(shape)}")
+    return value
+
+
+def _batch_of(state) -> int:
+    return int(np.asarray(state["step"]).shape[0])
+
+
+def _batch_size(inputs, state, batch_size) -> int:
+    """The batch size that ``inputs``, ``state`` and ``batch_size`` agree on (1 if none)."""
+    sizes = {}
+    if batch_size is not None:
+        sizes["batch_size"] = int(batch_size)
+    if state is not None:
+        sizes["state"] = _batch_of(state)
+    for name, value in dict(inputs or {}).items():
+        sizes[f"inputs[{name!r}]"] = int(np.shape(value)[0]) if np.ndim(value) else -1
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"inconsistent batch sizes: {sizes}")
+    size = next(iter(sizes.values()), 1)
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1 (got {sizes})")
+    return size
+
+
+def _input_name(key: str, inputs: Mapping, hooks: Mapping) -> str:
+    """The name in ``inputs`` (the model's ``INPUTS``) of an input given by name or label."""
+    if key in inputs:
+        return key
+    for name, (label, *_) in hooks.items():
+        if label == key and name in inputs:
+            return name
+    raise KeyError(f"no input named {key!r}; this model's inputs: {sorted(inputs) or 'none'}")
+
+
+def _check_node_functions(functions, hooks: Mapping) -> dict:
+    """``Model(node_functions=...)`` keyed by hook name (given by name or label)."""
+    checked = {}
+    for key, fn in dict(functions or {}).items():
+        names = [name for name, (label, *_) in hooks.items() if key in (name, label)]
+        if not names:
+            raise KeyError(f"no hook named {key!r}; this model's hooks: {sorted(hooks) or 'none'}")
+        if not callable(fn):
+            raise TypeError(f"node_functions[{key!r}] is not callable")
+        checked[names[0]] = fn
+    return checked
+
+
+def _check_neuron_steps(steps, stubs: Mapping) -> dict:
+    """``Model(neuron_steps=...)``, and every stub whose step is not in the module served."""
+    checked = {}
+    for name, fn in dict(steps or {}).items():
+        if name not in stubs:
+            raise KeyError(
+                f"no stubbed neuron type {name!r}; this model's stubs: {sorted(stubs) or 'none'}"
+            )
+        if not callable(fn):
+            raise TypeError(f"neuron_steps[{name!r}] is not callable")
+        checked[name] = fn
+    for name, (source, copied) in stubs.items():
+        if not copied and name not in checked:
+            raise NotImplementedError(
+                f"neuron type {name!r} ({source}) has no template and its step could not be "
+                "copied into this module: pass Model(neuron_steps={" + repr(name) + ": step}), "
+                "where step(dt, J, output, **state) works like NeuronType.step"
+            )
+    return checked
+
+
+def _hook_output(name: str, value, size_out: int) -> np.ndarray:
+    if size_out == 0:  # a sink: run for its effects, whatever it returns
+        return np.zeros(0)
+    value = np.asarray(value, dtype=np.float64)
+    if value.size != size_out:
+        raise ValueError(f"hook {name!r} returned {value.size} values; expected {size_out}")
+    return value.reshape(size_out)
+
+
+def _xla_blockers(node_functions, stubs: Mapping, no_xla_groups) -> list:
+    """What keeps a model from XLA: Python functions, or operations without an XLA kernel."""
+    blocking = []
+    if node_functions:
+        blocking.append("Python node_functions (feed them as inputs instead)")
+    if stubs:
+        blocking.append(f"the NumPy neuron stubs {sorted(stubs)}")
+    blocking += [f"{title} (an operation without an XLA kernel)" for title in no_xla_groups]
+    return blocking
+
+
+def _check_exportable(model, portable_format: str | None = None) -> None:
+    """Exports hold no Python: refuse models whose hooks need a Python function.
+    TFLite and ONNX have no counter-based random generators either."""
+    blocking = [
+        f"{name!r} ({label!r}, defined at {source})"
+        for name, (label, _, size_out, source) in model.HOOKS.items()
+        if size_out and name not in model.INPUTS
+    ]
+    blocking += [f"neuron type {name!r} (a Python stub)" for name in model.STUBS]
+    if portable_format and model.RANDOM_GROUPS:
+        blocking.append(
+            f"random number generation, which {portable_format} cannot hold "
+            f"({'; '.join(model.RANDOM_GROUPS)}): export a SavedModel instead"
+        )
+    if blocking:
+        raise ValueError(
+            "cannot export: these parts of the model run Python, which exports cannot hold: "
+            + "; ".join(blocking)
+            + ". Make node functions translatable or drive them through inputs, "
+            "and give custom neuron types a template."
+        )

@@ -1,0 +1,379 @@
+"""``CompiledModel``: what every compiled model does (run, step, batch parts,
+Python hooks and neuron stubs); a generated module's ``Model`` adds its tables
+and its ``_step``."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import inspect
+import os
+from typing import ClassVar
+
+import numpy as np
+import tensorflow as tf
+
+from .checks import (
+    _batch_of,
+    _batch_size,
+    _check_exportable,
+    _check_neuron_steps,
+    _check_node_functions,
+    _checked_state,
+    _hook_output,
+    _input_name,
+    _xla_blockers,
+)
+from .export import write_onnx, write_saved_model, write_tflite
+
+#: with XLA, ``run`` splits a batch into parts of at least this many rows, one
+#: per core, run side by side (see ``CompiledModel._parts``)
+PARALLEL_MIN_ROWS = 16
+
+
+class CompiledModel(tf.Module):
+    """A compiled Nengo model: the base class of every generated ``Model``.
+
+    A subclass sets the tables below (the generated module's tables of the same
+    names) and defines ``_step(state, inputs) -> (new_state, probes)``.
+
+    Parameters
+    ----------
+    params_file : str, optional
+        The parameter file; by default ``PARAMS_FILE`` beside the module that
+        defines the model class.
+    node_functions : dict, optional
+        Python functions serving the model's hooks (see ``HOOKS``), keyed by
+        hook name or Node label. They run through ``tf.numpy_function``.
+    jit_compile : bool, optional
+        Compile ``run`` and ``step`` with XLA: several times faster per step,
+        and a compilation per batch size and per power-of-two bound on
+        ``n_steps``. ``None`` (the default): XLA unless the model needs Python
+        (``node_functions``, ``STUBS``) or an operation XLA lacks
+        (``NO_XLA_GROUPS``); ``self.jit_compile`` says which was chosen.
+    seed : int, optional
+        Seed of the model's random processes; by default ``SEED + 1``, as
+        ``nengo.Simulator`` seeds them. Change it later with ``set_seed``.
+    neuron_steps : dict, optional
+        NumPy implementations of neuron types without a template (see ``STUBS``),
+        keyed by type name: ``step(dt, J, output, **state)``, working like
+        ``NeuronType.step`` (updating ``output`` and the state in place). Needed
+        for types whose step is not in the module; replaces it otherwise.
+    """
+
+    #: the model's tables (see the generated module for what each holds)
+    NAME: ClassVar[str] = "model"
+    DT: ClassVar[float] = 0.001
+    SEED: ClassVar[int] = 0
+    DTYPE: ClassVar[tf.DType] = tf.float32
+    PARAMS_FILE: ClassVar[str] = ""
+    PROBES: ClassVar[dict] = {}
+    PROBE_PERIODS: ClassVar[dict] = {}
+    HOOKS: ClassVar[dict] = {}
+    INPUTS: ClassVar[dict] = {}
+    RANDOM_GROUPS: ClassVar[tuple] = ()
+    NO_XLA_GROUPS: ClassVar[tuple] = ()
+    BLOCKS: ClassVar[dict] = {}
+    STUBS: ClassVar[dict] = {}
+
+    def __init__(
+        self,
+        params_file=None,
+        node_functions=None,
+        jit_compile=None,
+        seed=None,
+        name=None,
+        neuron_steps=None,
+    ):
+        super().__init__(name=name or self.NAME)
+        if params_file is None:
+            folder = os.path.dirname(os.path.abspath(inspect.getfile(type(self))))
+            params_file = os.path.join(folder, self.PARAMS_FILE)
+        with np.load(params_file, allow_pickle=False) as data:
+            self.params = {
+                key: tf.Variable(data[key], trainable=False, name=key) for key in sorted(data.files)
+            }
+        missing = sorted(init for _, init in self.BLOCKS.values() if init not in self.params)
+        if missing:
+            raise ValueError(f"{params_file} does not match this module (missing {missing})")
+        self.node_functions = _check_node_functions(node_functions, self.HOOKS)
+        self.rng_seed = tf.Variable(0, dtype=tf.int64, trainable=False, name="rng_seed")
+        self.set_seed(seed)
+        self.neuron_steps = _check_neuron_steps(neuron_steps, self.STUBS)
+        blocking = _xla_blockers(self.node_functions, self.STUBS, self.NO_XLA_GROUPS)
+        if jit_compile is None:
+            jit_compile = not blocking
+        elif jit_compile and blocking:
+            raise ValueError(f"jit_compile cannot run {'; '.join(blocking)}")
+        self._portable_math = False  # set while exporting (ONNX has no Expm1/Log1p)
+        self._sparse_kernels = not jit_compile  # tf.sparse ops (no XLA or export kernels)
+        self._jit_compile = bool(jit_compile)
+        options = dict(autograph=False, reduce_retracing=True, jit_compile=bool(jit_compile))
+        self._step_graph = tf.function(self._step, **options)
+        self._step_functions = {}  # (batch, fed inputs) -> concrete step function
+        self._parallel_shapes = set()  # (rows, capacity, inputs) that ran in parts before
+        self._run_graph = tf.function(self._run, **options)
+        self._initial_graph = tf.function(self._initial_state, autograph=False)
+
+    @property
+    def jit_compile(self) -> bool:
+        """Whether ``run`` and ``step`` are compiled with XLA."""
+        return self._jit_compile
+
+    def set_seed(self, seed: int | None = None) -> None:
+        """Seed the random processes (``None``: ``SEED + 1``, Nengo's rule)."""
+        self.rng_seed.assign(self.SEED + 1 if seed is None else int(seed))
+
+    def initial_state(self, batch_size: int = 1) -> dict:
+        """The state before the first step: ``{name: [batch_size, size]}``."""
+        return self._initial_graph(tf.constant(batch_size, tf.int32))
+
+    def _initial_state(self, batch_size):
+        # one graph call, not an eager op per block (milliseconds per run)
+        state = {"step": tf.zeros(tf.reshape(batch_size, [1]), tf.int64)}
+        for name, (_, init) in self.BLOCKS.items():
+            state[name] = tf.tile(self.params[init][None], tf.stack([batch_size, 1]))
+        return state
+
+    def step(self, state, inputs=None) -> tuple:
+        """Advance one step: returns ``(new_state, probes)``.
+
+        ``inputs`` maps names in ``INPUTS`` to arrays ``[batch, size]``;
+        ``probes`` maps names in ``PROBES`` to arrays ``[batch, *shape]``
+        (every step; ``sample_every`` applies only to ``run``).
+        """
+        state = _checked_state(state, self.BLOCKS, self.DTYPE)
+        batch = _batch_of(state)
+        inputs = self._check_inputs(inputs, (batch,))
+        key = (batch, tuple(sorted(inputs)))
+        if key not in self._step_functions:
+            # a concrete function per batch size and set of fed inputs: calling
+            # it skips tf.function's dispatch (half of a step call's time)
+            self._step_functions[key] = self._step_graph.get_concrete_function(
+                {name: tf.TensorSpec(value.shape, value.dtype) for name, value in state.items()},
+                {name: tf.TensorSpec(value.shape, value.dtype) for name, value in inputs.items()},
+            )
+        return self._step_functions[key](state, inputs)
+
+    def run(self, n_steps, inputs=None, state=None, batch_size=None, return_state=False):
+        """Run ``n_steps`` steps inside one ``tf.function``.
+
+        Returns ``{probe name: array [batch, steps, *shape]}`` (and the new
+        state, if ``return_state``). ``inputs`` maps names in ``INPUTS`` to
+        arrays ``[batch, n_steps, size]``. Without ``state``, starts from
+        ``initial_state``.
+        """
+        if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 0:
+            raise ValueError(f"n_steps must be a non-negative integer (got {n_steps!r})")
+        n_steps = int(n_steps)
+        if state is not None:
+            state = _checked_state(state, self.BLOCKS, self.DTYPE)
+        batch = _batch_size(inputs, state, batch_size)
+        inputs = self._check_inputs(inputs, (batch, n_steps))
+        if state is None:
+            state = self.initial_state(batch)
+        start = int(np.asarray(state["step"])[0])
+        capacity = None
+        if self._jit_compile:
+            # XLA compiles for fixed shapes: probe buffers (and fed inputs) of a
+            # power-of-two length serve every n_steps up to it with one compilation
+            capacity = 1 << (n_steps - 1).bit_length() if n_steps else 0
+            padding = [[0, 0], [0, capacity - n_steps], [0, 0]]
+            inputs = {name: tf.pad(value, padding) for name, value in inputs.items()}
+        n = tf.constant(n_steps, tf.int32)
+        parts = self._parts(batch)
+        if parts > 1:
+            state, outputs = self._run_parts(parts, n, state, inputs, capacity)
+        else:
+            state, outputs = self._run_graph(n, state, inputs, capacity=capacity)
+        results = {}
+        for name, value in outputs.items():
+            value = value.numpy()[:, :n_steps]
+            if name in self.PROBE_PERIODS:
+                steps = np.arange(start + 1, start + n_steps + 1)
+                value = value[:, steps % self.PROBE_PERIODS[name] < 1]
+            results[name] = value
+        return (results, state) if return_state else results
+
+    def _parts(self, batch: int) -> int:
+        """Into how many equal parts ``run`` splits a batch, run side by side.
+
+        XLA runs each elementwise kernel on one thread, so a large batch runs
+        faster as parts on several cores. Not without XLA (TensorFlow's
+        kernels use every core already), nor with random processes (their
+        draws depend on the batch size)."""
+        if not self._jit_compile or self.RANDOM_GROUPS:
+            return 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        parts = min(cores or 1, batch // PARALLEL_MIN_ROWS)
+        while parts > 1 and batch % parts:
+            parts -= 1
+        return max(parts, 1)
+
+    def _run_parts(self, parts, n, state, inputs, capacity):
+        """``_run_graph`` on ``parts`` equal parts of the batch, in threads
+        (TensorFlow releases the GIL while a graph runs); each batch row gives
+        the values it gives in one run. A shape's first run (tracing and XLA
+        compilation) goes one part after the other."""
+        states = {k: tf.split(v, parts) for k, v in state.items()}
+        feeds = {k: tf.split(v, parts) for k, v in inputs.items()}
+        jobs = [
+            ({k: v[i] for k, v in states.items()}, {k: v[i] for k, v in feeds.items()})
+            for i in range(parts)
+        ]
+        key = (int(jobs[0][0]["step"].shape[0]), capacity, tuple(sorted(inputs)))
+
+        def run(job):
+            return self._run_graph(n, *job, capacity=capacity)
+
+        if key in self._parallel_shapes:
+            with concurrent.futures.ThreadPoolExecutor(parts) as pool:
+                results = list(pool.map(run, jobs))
+        else:
+            results = [run(job) for job in jobs]
+            self._parallel_shapes.add(key)
+        return tuple(
+            {k: tf.concat([r[i][k] for r in results], 0) for k in results[0][i]} for i in (0, 1)
+        )
+
+    def _check_inputs(self, inputs, leading: tuple) -> dict:
+        checked = {}
+        for key, value in dict(inputs or {}).items():
+            name = _input_name(key, self.INPUTS, self.HOOKS)
+            value = np.asarray(value, dtype=self.DTYPE.as_numpy_dtype)
+            expected = (*leading, self.INPUTS[name])
+            if value.shape != expected:
+                raise ValueError(
+                    f"input {name!r} has shape {value.shape}; expected {expected}"
+                    + (" ([batch, n_steps, size])" if len(leading) == 2 else " ([batch, size])")
+                )
+            checked[name] = tf.constant(value)
+        for name, (label, _, size_out, source) in self.HOOKS.items():
+            if size_out and name not in checked and name not in self.node_functions:
+                how = "construct Model(node_functions=dict(" + name + "=function))"
+                if name in self.INPUTS:
+                    how = "pass inputs=dict(" + name + "=array) or " + how
+                where = f"{label!r}, defined at {source}"
+                raise ValueError(f"hook {name!r} ({where}) has no value: {how}")
+        return checked
+
+    def _hook(self, name, t, x, batch):
+        """Call the Python function serving hook ``name``, once per batch element."""
+        fn = self.node_functions.get(name)
+        if fn is None:  # a function with no output that nobody asked to run
+            return None
+        _, size_in, size_out, _ = self.HOOKS[name]
+        dtype = self.DTYPE
+
+        def call(t, x):
+            rows = []
+            for row in x:
+                args = () if t is None else (float(t),)
+                args += () if size_in == 0 else (np.array(row, dtype=np.float64),)
+                rows.append(_hook_output(name, fn(*args), size_out))
+            return np.asarray(rows, dtype=dtype.as_numpy_dtype).reshape(len(rows), size_out)
+
+        args = [tf.constant(0.0, tf.float64) if t is None else t]
+        args.append(tf.zeros(tf.stack([batch, 0]), dtype) if x is None else x)
+        if t is None:
+            y = tf.numpy_function(lambda _, x: call(None, x), args, dtype, name=f"hook_{name}")
+        else:
+            y = tf.numpy_function(call, args, dtype, name=f"hook_{name}")
+        return tf.reshape(y, tf.stack([batch, size_out]))
+
+    def _neuron_stub(self, type_name, step, names, J, *state):
+        """Run a neuron type without a template (see ``STUBS``) in NumPy.
+
+        ``step(dt, J, output, **state)`` (the stub, or ``neuron_steps[type_name]``)
+        is called through ``tf.numpy_function`` once per batch element, in
+        float64, as ``nengo.Simulator`` calls ``NeuronType.step``; it updates
+        ``output`` and the state arrays in place. Returns ``[output, *state]``.
+        """
+        step = self.neuron_steps.get(type_name, step)
+        dt, dtype = self.DT, self.DTYPE
+
+        def call(J, *state):
+            J = np.array(J, dtype=np.float64)
+            state = [np.array(s, dtype=np.float64) for s in state]
+            output = np.zeros_like(J)
+            for i in range(J.shape[0]):
+                step(dt, J[i], output[i], **{name: s[i] for name, s in zip(names, state)})
+            return [np.asarray(v, dtype=dtype.as_numpy_dtype) for v in (output, *state)]
+
+        values = tf.numpy_function(call, [J, *state], [dtype] * (1 + len(state)), name="stub")
+        return [tf.reshape(v, tf.shape(J)) for v in values]
+
+    def _run(self, n_steps, state, inputs, preallocate=False, capacity=None):
+        """The simulation loop; probe values are collected in TensorArrays (of
+        ``capacity`` steps, if given: the first ``n_steps`` are written), or
+        (``preallocate``, for TFLite and ONNX) in tensors of the final size."""
+        batch = tf.shape(state["step"])[0]
+        if preallocate:
+            arrays = {
+                name: tf.zeros(tf.concat([[n_steps, batch], shape], 0), self.DTYPE)
+                for name, shape in self.PROBES.items()
+            }
+        else:
+            arrays = {
+                name: tf.TensorArray(
+                    self.DTYPE,
+                    size=n_steps if capacity is None else capacity,
+                    element_shape=[None, *shape],
+                )
+                for name, shape in self.PROBES.items()
+            }
+
+        def body(i, state, arrays):
+            state, probes = self._step(state, {k: v[:, i] for k, v in inputs.items()})
+            if preallocate:
+                arrays = {
+                    k: tf.tensor_scatter_nd_update(a, [[i]], probes[k][None])
+                    for k, a in arrays.items()
+                }
+            else:
+                arrays = {k: a.write(i, probes[k]) for k, a in arrays.items()}
+            return i + 1, state, arrays
+
+        _, state, arrays = tf.while_loop(
+            lambda i, state, arrays: i < n_steps, body, (tf.constant(0), state, arrays)
+        )
+        outputs = {}
+        for name, shape in self.PROBES.items():
+            stacked = arrays[name] if preallocate else arrays[name].stack()
+            outputs[name] = tf.transpose(stacked, [1, 0, *range(2, 2 + len(shape))])
+        return state, outputs
+
+    def _step(self, state, inputs):
+        """One simulation step: the generated ``Model`` defines it."""
+        raise NotImplementedError("a compiled model's class defines _step")
+
+    # ---- export ------------------------------------------------------------------------
+
+    def export_saved_model(self, path, jit_compile: bool = False) -> None:
+        """Write a SavedModel that serves with TensorFlow alone.
+
+        Signatures: ``run`` (also ``serving_default``) maps ``input_<name>``
+        ``[batch, n_steps, size]`` (or, without inputs, ``n_steps`` and
+        ``batch_size``) to ``probe_<name>`` ``[batch, n_steps, *shape]``; ``step``
+        maps ``state_<name>`` and ``input_<name>`` ``[batch, size]`` to
+        ``next_state_<name>`` and ``probe_<name>``. ``jit_compile`` compiles both
+        with XLA.
+        """
+        write_saved_model(self, path, jit_compile)
+
+    def export_tflite(self, path, batch_size: int = 1) -> None:
+        """Write a TFLite (LiteRT) model with ``run`` and ``step`` signatures.
+
+        The batch size is fixed (TFLite's CPU delegate needs static batch
+        shapes); ``n_steps`` stays dynamic. Only builtin ops are used.
+        """
+        write_tflite(self, path, batch_size)
+
+    def export_onnx(self, path, opset: int = 17) -> None:
+        """Write ONNX models of ``run`` (to ``path``) and ``step`` (to
+        ``<path without .onnx>.step.onnx``), converted by tf2onnx."""
+        write_onnx(self, path, opset)
+
+    def check_exportable(self, portable_format: str | None = None) -> None:
+        """Raise a ValueError naming what an export cannot hold (Python hooks,
+        neuron stubs; random draws for TFLite and ONNX)."""
+        _check_exportable(self, portable_format)

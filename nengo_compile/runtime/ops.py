@@ -1,0 +1,114 @@
+"""Block helpers: what a generated ``_step`` calls to read, write and multiply
+its state blocks (``[batch, size]`` tensors)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+__all__ = [
+    "SMALL_BATCH",
+    "_batched_blocks",
+    "_expm1_portable",
+    "_fill",
+    "_inc_gather",
+    "_inc_slice",
+    "_log1p_portable",
+    "_matvec",
+    "_set_gather",
+    "_set_slice",
+    "_thin_blocks",
+    "_wide_blocks",
+]
+
+#: batch size from which thin blocks of a product are applied as a batched product
+SMALL_BATCH = 16
+
+
+def _fill(batch, size, value, dtype):
+    """``value`` broadcast to ``[batch, size]``."""
+    return tf.broadcast_to(tf.convert_to_tensor(value, dtype), tf.stack([batch, size]))
+
+
+def _set_slice(block, start, stop, value):
+    return tf.concat([block[:, :start], value, block[:, stop:]], axis=1)
+
+
+def _inc_slice(block, start, stop, value):
+    return tf.concat([block[:, :start], block[:, start:stop] + value, block[:, stop:]], axis=1)
+
+
+def _set_gather(block, index, value):
+    updated = tf.tensor_scatter_nd_update(tf.transpose(block), index[:, None], tf.transpose(value))
+    return tf.transpose(updated)
+
+
+def _inc_gather(block, index, value):
+    updated = tf.tensor_scatter_nd_add(tf.transpose(block), index[:, None], tf.transpose(value))
+    return tf.transpose(updated)
+
+
+def _thin_blocks(x, blocks, batch):
+    """``x`` ``[batch, k * n_in]`` times ``k`` blocks ``[n_in, n_out]`` with few inputs or
+    outputs: multiplied and summed for a few batch elements, one batched product
+    from ``SMALL_BATCH`` on (each the faster there; see benchmarks/README.md)."""
+    k, n_in, n_out = blocks.shape
+
+    def summed():
+        return tf.reduce_sum(tf.reshape(x, [batch, k, n_in, 1]) * blocks, axis=2)
+
+    def batched():
+        return _batched_blocks(x, blocks, batch)
+
+    if x.shape[0] is None:  # a batch size known only when it runs
+        return tf.cond(batch < SMALL_BATCH, summed, batched)
+    return summed() if x.shape[0] < SMALL_BATCH else batched()
+
+
+def _wide_blocks(x, blocks, batch, xla):
+    """``x`` ``[batch, k * n_in]`` times ``k`` blocks ``[n_in, n_out]``: one batched
+    product, or without XLA, for a few blocks, one 2-D product each (oneDNN's
+    batched product is slow on these shapes: PES benchmark, 2 blocks of
+    32x2048, batch 1: 194 -> 87 us per step)."""
+    k, n_in, n_out = blocks.shape
+    if not xla and k <= 4:
+        parts = [tf.matmul(x[:, i * n_in : (i + 1) * n_in], blocks[i]) for i in range(k)]
+        return tf.stack(parts, axis=1)
+    return _batched_blocks(x, blocks, batch)
+
+
+def _batched_blocks(x, blocks, batch):
+    """``x`` ``[batch, k * n_in]`` times ``k`` blocks ``[n_in, n_out]`` as one batched
+    product: ``[batch, k, n_out]``."""
+    k, n_in, _ = blocks.shape
+    xb = tf.transpose(tf.reshape(x, [batch, k, n_in]), [1, 0, 2])
+    return tf.transpose(tf.matmul(xb, blocks), [1, 0, 2])
+
+
+def _matvec(A, x, xla):
+    """``A @ x`` for learned matrices ``A`` ``[batch, k, m, n]`` and ``x`` ``[batch, k, n]``.
+
+    For one batch element and one matrix: under XLA, which would make this a
+    matrix-vector product fused with whatever computes ``x``, recomputed for
+    every row of ``A``, two equal columns keep it a matrix product (PES
+    benchmark, batch 1: 62 -> 53 us per step); without XLA, one 2-D product
+    (oneDNN's batched product is slow on these shapes: 271 -> 200 us)."""
+    if x.shape[0] == 1 and x.shape[1] == 1:
+        if xla:
+            return tf.matmul(A, tf.stack([x, x], axis=-1))[..., 0]
+        m, n = A.shape[2], A.shape[3]
+        y = tf.matmul(tf.reshape(x, [1, n]), tf.reshape(A, [m, n]), transpose_b=True)
+        return tf.reshape(y, [1, 1, m])
+    return tf.linalg.matvec(A, x)
+
+
+def _expm1_portable(x):
+    """``exp(x) - 1`` to a few ulp, from ops every runtime has."""
+    return tf.tanh(x / 2.0) * (tf.exp(x) + 1.0)
+
+
+def _log1p_portable(x):
+    """``log(1 + x)`` to a few ulp (Goldberg's method), both branches finite."""
+    u = 1.0 + x
+    d = u - 1.0
+    exact = tf.equal(d, 0.0)
+    return tf.where(exact, x, tf.math.log(u) * (x / tf.where(exact, tf.ones_like(d), d)))

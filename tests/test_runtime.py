@@ -1,0 +1,226 @@
+"""The runtime (`nengo_compile.runtime`) on its own, and as generated modules hold it."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nengo_compile import compile_network
+from nengo_compile.render import TABLES
+from nengo_compile.runtime import FILES
+
+from .conftest import ROOT, compile_and_load, compile_to, import_module
+from .models import CORPUS
+
+RUNTIME = ROOT / "nengo_compile" / "runtime"
+
+
+def _top_level_names(path) -> set:
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names - {"__all__"}
+
+
+def test_runtime_files_share_one_namespace_without_clashes():
+    """Pasted into one module, no runtime file may redefine another's names or a table's."""
+    seen = {}
+    for name in FILES:
+        for defined in _top_level_names(RUNTIME / name):
+            assert defined not in seen, f"{defined} is defined in {seen[defined]} and {name}"
+            assert defined not in TABLES, f"{name} defines the table name {defined}"
+            seen[defined] = name
+    listed = {path.name for path in RUNTIME.glob("*.py")} - {"__init__.py"}
+    assert listed == set(FILES), "every runtime file is pasted (runtime.FILES)"
+
+
+def test_generated_module_holds_the_runtime_verbatim():
+    from nengo_compile.render.runtime import _pasted
+
+    source = compile_network(CORPUS["feedforward"](), module_name="verbatim_tf").source
+    for name in FILES:
+        _, body = _pasted(name)
+        assert body in source, f"runtime/{name} is not in the module as it is"
+        # and the body is the file less only its docstring and imports
+        text = (RUNTIME / name).read_text()
+        assert all(line in text.splitlines() for line in body.splitlines())
+    assert "import nengo_compile" not in source and "from nengo_compile" not in source
+
+
+def test_import_runtime_gives_the_same_values(tmp_path):
+    """``runtime="import"`` (what the Simulator uses): same graph, same values."""
+    net = CORPUS["synapses"]()
+    _, pasted = compile_and_load(net, tmp_path, dtype="float64")
+    compiled, imported = compile_and_load(net, tmp_path, dtype="float64", runtime="import")
+    assert "from nengo_compile.runtime.model import CompiledModel" in compiled.source
+    assert "class CompiledModel" not in compiled.source  # not pasted
+    a = pasted.Model().run(50, batch_size=2)
+    b = imported.Model().run(50, batch_size=2)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_unknown_runtime_is_a_clear_error():
+    from nengo_compile import CompileError
+
+    with pytest.raises(CompileError, match="runtime must be one of paste, import"):
+        compile_network(CORPUS["feedforward"](), runtime="copy")
+
+
+def test_no_tensorflow_to_import_or_compile(tmp_path):
+    """Importing nengo_compile and compiling a model (no exports) leave TensorFlow unimported."""
+    code = f"""
+import sys
+import nengo_compile
+assert "tensorflow" not in sys.modules, "import nengo_compile imported tensorflow"
+sys.path.insert(0, {str(ROOT / "tests")!r})
+from models import CORPUS
+compiled = nengo_compile.compile_network(CORPUS["synapses"]())
+from pathlib import Path
+from nengo_compile.write import write
+out = Path({str(tmp_path)!r}) / "notf_tf.py"
+write(out, out.with_suffix(".npz"), compiled.source, compiled.params)
+assert "tensorflow" not in sys.modules, "compiling imported tensorflow"
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+# ---- the runtime without the compiler: a hand-written model -------------------------
+
+
+def _integrator(tmp_path):
+    """A model written by hand against the runtime: ``x += u``, probed."""
+    np.savez(tmp_path / "integrator.npz", x_init=np.zeros(2))
+    source = """
+import tensorflow as tf
+from nengo_compile.runtime.model import CompiledModel
+from nengo_compile.runtime.ops import *  # noqa: F403
+
+DTYPE = tf.float64
+
+
+class Model(CompiledModel):
+    NAME = "integrator"
+    DTYPE = DTYPE
+    PARAMS_FILE = "integrator.npz"
+    PROBES = {"x": (2,)}
+    PROBE_PERIODS = {"x_every_2": 2.0}
+    HOOKS = {"u": ("input u", 0, 2, "test")}
+    INPUTS = {"u": 2}
+    BLOCKS = {"x": (2, "x_init")}
+
+    def _step(self, state, inputs):
+        step = state["step"] + 1
+        if "u" in inputs:
+            u = inputs["u"]
+        else:  # served by a Python function of t
+            t = tf.cast(step[0], tf.float64) * self.DT
+            u = self._hook("u", t, None, tf.shape(step)[0])
+        x = state["x"] + u
+        return {"step": step, "x": x}, {"x": x}
+"""
+    path = tmp_path / "integrator.py"
+    path.write_text(source)
+    return import_module(path)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_hand_written_model_runs_and_streams(tmp_path, jit_compile):
+    module = _integrator(tmp_path)
+    model = module.Model(jit_compile=jit_compile)
+    rng = np.random.RandomState(0)
+    u = rng.uniform(-1, 1, size=(3, 7, 2))
+    out, state = model.run(7, inputs={"u": u}, return_state=True)
+    np.testing.assert_allclose(out["x"], np.cumsum(u, axis=1), rtol=1e-12)
+    assert np.asarray(state["step"]).tolist() == [7, 7, 7]
+    # streaming continues from the state: same values as one longer run
+    state, probes = model.step(state, inputs={"u": u[:, 0]})
+    np.testing.assert_allclose(probes["x"], out["x"][:, -1] + u[:, 0], rtol=1e-12)
+
+
+def test_hand_written_model_checks_what_it_is_given(tmp_path):
+    module = _integrator(tmp_path)
+    model = module.Model(jit_compile=False)
+    u = np.zeros((2, 5, 2))
+    with pytest.raises(ValueError, match=r"input 'u' has shape \(2, 5, 3\); expected \(2, 5, 2\)"):
+        model.run(5, inputs={"u": np.zeros((2, 5, 3))})
+    with pytest.raises(ValueError, match="hook 'u' .* has no value"):
+        model.run(5)
+    with pytest.raises(ValueError, match="inconsistent batch sizes"):
+        model.run(5, inputs={"u": u}, batch_size=3)
+    with pytest.raises(ValueError, match="n_steps must be a non-negative integer"):
+        model.run(2.5, inputs={"u": u})
+    with pytest.raises(ValueError, match=r"missing \['x'\]"):
+        model.step({"step": np.zeros(2, np.int64)}, inputs={"u": u[:, 0]})
+    with pytest.raises(ValueError, match="state 'x' has shape"):
+        model.step({"step": np.zeros(2, np.int64), "x": np.zeros((2, 3))})
+    with pytest.raises(KeyError, match="no hook named 'v'"):
+        module.Model(node_functions={"v": print})
+    with pytest.raises(ValueError, match="does not match this module"):
+        np.savez(tmp_path / "other.npz", y=np.zeros(2))
+        module.Model(params_file=str(tmp_path / "other.npz"))
+
+
+def test_hand_written_model_serves_hooks_in_python(tmp_path):
+    module = _integrator(tmp_path)
+    model = module.Model(node_functions={"input u": lambda t: [t, 1.0]})
+    assert not model.jit_compile  # Python functions keep it from XLA
+    out = model.run(4)
+    t = 0.001 * np.arange(1, 5)
+    np.testing.assert_allclose(out["x"][0, :, 0], np.cumsum(t), rtol=1e-12)
+    np.testing.assert_allclose(out["x"][0, :, 1], np.arange(1, 5), rtol=1e-12)
+
+
+def test_parts_split_large_batches_only_with_xla(tmp_path, monkeypatch):
+    from nengo_compile.runtime import model as runtime_model
+
+    module = _integrator(tmp_path)
+    xla, plain = module.Model(jit_compile=True), module.Model(jit_compile=False)
+    monkeypatch.setattr(
+        runtime_model.os, "sched_getaffinity", lambda _: {0, 1, 2, 3}, raising=False
+    )
+    assert plain._parts(64) == 1
+    assert xla._parts(64) == 4
+    assert xla._parts(16) == 1  # parts of at least PARALLEL_MIN_ROWS rows
+    assert xla._parts(34) == 2  # equal parts
+    u = np.random.RandomState(1).uniform(-1, 1, size=(64, 3, 2))
+    out = xla.run(3, inputs={"u": u})
+    np.testing.assert_allclose(out["x"], np.cumsum(u, axis=1), rtol=1e-12)
+
+
+def test_simulator_modules_import_the_runtime(tmp_path):
+    import nengo
+
+    import nengo_compile
+
+    with nengo.Network(seed=0) as net:
+        a = nengo.Ensemble(20, 1)
+        p = nengo.Probe(a, synapse=0.01)
+    with nengo_compile.Simulator(net, progress_bar=False) as sim:
+        sim.run_steps(10)
+        source = (sim._folder / f"{sim._module_name}.py").read_text()
+        assert sim.data[p].shape == (10, 1)
+    assert "from nengo_compile.runtime.model import CompiledModel" in source
+
+
+def test_compile_to_writes_a_module_that_runs_from_its_folder(tmp_path):
+    """A pasted module needs nothing from nengo_compile: run it with nengo_compile hidden."""
+    _, path = compile_to(CORPUS["feedforward"](), tmp_path, name="alone_tf")
+    code = (
+        "import sys; sys.modules['nengo_compile'] = None; sys.modules['nengo'] = None\n"
+        "import alone_tf\n"
+        "out = alone_tf.Model().run(5)\n"
+        "print(sorted(out))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
