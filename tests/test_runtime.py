@@ -116,6 +116,7 @@ class Model(CompiledModel):
     HOOKS = {"u": ("input u", 0, 2, "test")}
     INPUTS = {"u": 2}
     BLOCKS = {"x": (2, "x_init")}
+    PARAMS = {"x_init": ((2,), "float64")}
 
     def _step(self, state, inputs):
         step = state["step"] + 1
@@ -224,3 +225,75 @@ def test_compile_to_writes_a_module_that_runs_from_its_folder(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
+
+
+# ---- the parameter file is data ------------------------------------------------------
+
+
+class _Pwned:
+    """Unpickling this would write a file: it must never happen."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _tampered(tmp_path, change):
+    """A compiled module whose parameter file ``change(arrays)`` rewrote."""
+    _, path = compile_to(CORPUS["synapses"](), tmp_path, dtype="float32")
+    npz = path.with_suffix(".npz")
+    with np.load(npz) as data:
+        arrays = {k: data[k] for k in data.files}
+    change(arrays)
+    np.savez(npz, **arrays)
+    return import_module(path), arrays
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: a.pop(sorted(a)[0]), r"missing arrays \['\w+'\], extra arrays \[\]"),
+        (lambda a: a.update(smuggled=np.zeros(3)), r"extra arrays \['smuggled'\]"),
+        (
+            lambda a: a.update({sorted(a)[0]: np.zeros(7, np.float32)}),
+            r"array '\w+' is float32 \(7,\)",
+        ),
+        (
+            lambda a: a.update({sorted(a)[0]: a[sorted(a)[0]].astype(np.float64)}),
+            r"array '\w+' is float64 .*expects (float32|int32)",
+        ),
+    ],
+    ids=["missing", "extra", "shape", "dtype"],
+)
+def test_tampered_parameter_file_is_refused(tmp_path, change, message):
+    module, _ = _tampered(tmp_path, change)
+    with pytest.raises(ValueError, match=message):
+        module.Model()
+
+
+def test_parameter_file_is_never_unpickled(tmp_path):
+    marker = tmp_path / "PWNED"
+    name = None
+
+    def smuggle(arrays):
+        nonlocal name
+        name = sorted(arrays)[0]
+        arrays[name] = np.array([_Pwned(str(marker))], dtype=object)
+
+    module, _ = _tampered(tmp_path, smuggle)
+    with pytest.raises(ValueError, match=f"array '{name}' cannot be loaded as data"):
+        module.Model()
+    assert not marker.exists()
+
+
+def test_parameter_file_that_is_not_one(tmp_path):
+    _, path = compile_to(CORPUS["feedforward"](), tmp_path)
+    module = import_module(path)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="is not a parameter file"):
+        module.Model(params_file=str(bad))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        module.Model(params_file=str(tmp_path / "absent.npz"))

@@ -165,6 +165,7 @@ TABLES = (
     "RANDOM_GROUPS",
     "NO_XLA_GROUPS",
     "BLOCKS",
+    "PARAMS",
     "STUBS",
 )
 
@@ -197,5 +198,9 @@ def render(program: ir.Program, module_name: str, params_file: str, runtime: str
         params_file=params_file,
         block_names=[b.name for b in program.blocks],
         runtime=runtime_source(runtime),
+        params_table=[
+            (name, pytuple(array.shape), array.dtype.name)
+            for name, array in sorted(program.params.items())
+        ],
         table_names=TABLES,
     )

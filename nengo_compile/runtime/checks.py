@@ -9,6 +9,46 @@ import numpy as np
 import tensorflow as tf
 
 
+def _load_params(path: str, expected: Mapping) -> dict:
+    """The arrays of a parameter file, checked against ``expected`` (the model's
+    ``PARAMS``: name -> (shape, dtype)). The file is data: nothing in it is
+    unpickled, and a file with other arrays (missing, extra, another shape or
+    dtype, objects) is refused with a message naming the array."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"parameter file {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} is not a parameter file (.npz): {exc}") from None
+    if not hasattr(data, "files"):  # a single .npy array
+        raise ValueError(f"{path} is not a parameter file (.npz): it holds one array")
+    arrays = {}
+    with data:
+        missing = sorted(set(expected) - set(data.files))
+        extra = sorted(set(data.files) - set(expected))
+        if missing or extra:
+            raise ValueError(
+                f"{path} does not match this module: missing arrays {missing}, extra arrays {extra}"
+            )
+        for name in sorted(data.files):
+            try:
+                array = data[name]
+            except ValueError as exc:  # object arrays need pickle, which is refused
+                raise ValueError(
+                    f"{path}: array {name!r} cannot be loaded as data ({exc})"
+                ) from None
+            except Exception as exc:  # a damaged member of the archive
+                raise ValueError(f"{path}: array {name!r} is damaged ({exc})") from None
+            shape, dtype = expected[name]
+            if array.dtype != np.dtype(dtype) or array.shape != tuple(shape):
+                raise ValueError(
+                    f"{path}: array {name!r} is {array.dtype} {array.shape}; "
+                    f"this module expects {dtype} {tuple(shape)}"
+                )
+            arrays[name] = array
+    return arrays
+
+
 def _checked_state(state, blocks: Mapping, dtype) -> dict:
     """``state`` as tensors of the model's dtypes, with a clear error for
     anything that is not a state of this model (``initial_state``'s form);

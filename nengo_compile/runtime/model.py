@@ -21,6 +21,7 @@ from .checks import (
     _checked_state,
     _hook_output,
     _input_name,
+    _load_params,
     _xla_blockers,
 )
 from .export import write_onnx, write_saved_model, write_tflite
@@ -73,6 +74,7 @@ class CompiledModel(tf.Module):
     RANDOM_GROUPS: ClassVar[tuple] = ()
     NO_XLA_GROUPS: ClassVar[tuple] = ()
     BLOCKS: ClassVar[dict] = {}
+    PARAMS: ClassVar[dict] = {}
     STUBS: ClassVar[dict] = {}
 
     def __init__(
@@ -88,13 +90,10 @@ class CompiledModel(tf.Module):
         if params_file is None:
             folder = os.path.dirname(os.path.abspath(inspect.getfile(type(self))))
             params_file = os.path.join(folder, self.PARAMS_FILE)
-        with np.load(params_file, allow_pickle=False) as data:
-            self.params = {
-                key: tf.Variable(data[key], trainable=False, name=key) for key in sorted(data.files)
-            }
-        missing = sorted(init for _, init in self.BLOCKS.values() if init not in self.params)
-        if missing:
-            raise ValueError(f"{params_file} does not match this module (missing {missing})")
+        arrays = _load_params(str(params_file), self.PARAMS)
+        self.params = {
+            key: tf.Variable(value, trainable=False, name=key) for key, value in arrays.items()
+        }
         self.node_functions = _check_node_functions(node_functions, self.HOOKS)
         self.rng_seed = tf.Variable(0, dtype=tf.int64, trainable=False, name="rng_seed")
         self.set_seed(seed)
