@@ -13,7 +13,7 @@ from nengo_compile import compile_network
 from nengo_compile.render import TABLES
 from nengo_compile.runtime import FILES
 
-from .conftest import ROOT, compile_and_load, compile_to, import_module
+from .conftest import ROOT, compile_and_load, compile_to, import_module, reference
 from .models import CORPUS
 
 RUNTIME = ROOT / "nengo_compile" / "runtime"
@@ -297,3 +297,102 @@ def test_parameter_file_that_is_not_one(tmp_path):
         module.Model(params_file=str(bad))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         module.Model(params_file=str(tmp_path / "absent.npz"))
+
+
+# ---- misuse of a generated module: one-line errors, or the documented behaviour -------
+
+
+@pytest.fixture
+def fed(tmp_path):
+    """A compiled model with one fed input ``u`` (a hook: Python stays Python)."""
+    import nengo
+
+    with nengo.Network(seed=0) as net:
+        u = nengo.Node(lambda t: [np.sin(t)], label="u")
+        a = nengo.Ensemble(20, 1)
+        nengo.Connection(u, a)
+        nengo.Probe(a, synapse=0.01)
+    _, module = compile_and_load(net, tmp_path, translate=False, name="fed_tf")
+    return module
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda m: m.run(5, inputs=[np.zeros((1, 5, 1))]), TypeError, "inputs must be a dict"),
+        (lambda m: m.run(5, inputs={"u": np.full((1, 5, 1), "a")}), TypeError, "holds <U1"),
+        (lambda m: m.run(5, inputs={"u": np.zeros((1, 5, 1), complex)}), TypeError, "complex"),
+        (lambda m: m.run(2, inputs={"u": [[[0.0]] * 2, [[0.0]]]}), ValueError, "rectangular"),
+        (lambda m: m.run(5, inputs={"u": np.zeros((1, 4, 1))}), ValueError, r"shape \(1, 4, 1\)"),
+        (lambda m: m.run(5, inputs={"u": np.zeros((0, 5, 1))}), ValueError, "at least 1"),
+        (lambda m: m.run(None), ValueError, "n_steps must be a non-negative integer"),
+        (lambda m: m.run(2.5), ValueError, "n_steps must be a non-negative integer"),
+        (lambda m: m.run(-1), ValueError, "n_steps must be a non-negative integer"),
+        (lambda m: m.initial_state(0), ValueError, "batch size must be at least 1"),
+        (lambda m: m.initial_state(-2), ValueError, "batch size must be at least 1"),
+        (lambda m: m.step(m.initial_state(2), {"u": np.zeros((2, 3))}), ValueError, r"\(2, 3\)"),
+    ],
+)
+def test_misuse_is_a_one_line_error(fed, call, error, message):
+    with pytest.raises(error, match=message) as info:
+        call(fed.Model())
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_documented_edge_cases(fed, jit_compile):
+    model = fed.Model(jit_compile=jit_compile)
+    # run(0): no values, the state as it was
+    state = model.initial_state(2)
+    out, after = model.run(0, inputs={"u": np.zeros((2, 0, 1))}, state=state, return_state=True)
+    assert all(v.shape == (2, 0, *fed.PROBES[k]) for k, v in out.items())
+    np.testing.assert_array_equal(np.asarray(after["step"]), [0, 0])
+    # integers and nested lists are numbers too
+    ints = model.run(3, inputs={"u": [[[1], [0], [1]]]})
+    floats = model.run(3, inputs={"u": np.array([[[1.0], [0.0], [1.0]]])})
+    for name in ints:
+        np.testing.assert_array_equal(ints[name], floats[name])
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_nan_and_inf_propagate_as_in_nengo(tmp_path, jit_compile):
+    """Non-finite values (here from a process, which Nengo does not check)
+    propagate as in nengo.Simulator: NaN voltages, no crash."""
+    import nengo
+
+    values = [[0.5], [0.5], [np.nan], [np.inf], [-np.inf], [0.5]]
+    with nengo.Network(seed=0) as net:
+        u = nengo.Node(nengo.processes.PresentInput(values, 0.001))
+        a = nengo.Ensemble(5, 1)
+        nengo.Connection(u, a, synapse=None)
+        nengo.Probe(a.neurons, "voltage")
+        nengo.Probe(u)
+        nengo.Probe(a, synapse=0.01)
+    data, _ = reference(net, 6)
+    _, module = compile_and_load(net, tmp_path, dtype="float64")
+    outputs = module.Model(jit_compile=jit_compile).run(6)
+    assert np.isnan(data[0]).any()
+    for name, ref in zip(module.PROBES, data):
+        np.testing.assert_allclose(outputs[name][0], ref, atol=1e-9, equal_nan=True)
+
+
+def test_state_of_another_model_is_refused(fed, tmp_path):
+    other = _integrator(tmp_path).Model().initial_state(1)
+    with pytest.raises(ValueError, match=r"belongs to another model \(integrator \w+\)"):
+        fed.Model().run(2, state=other, inputs={"u": np.zeros((1, 2, 1))})
+    with pytest.raises(ValueError, match=r"missing \[.*\], unknown \['x'\]"):  # a plain dict
+        fed.Model().run(2, state=dict(other), inputs={"u": np.zeros((1, 2, 1))})
+    # the same layout under another model: told apart by the state's model
+    twin = import_module(tmp_path / "fed_tf.py")  # same file, so same layout and name
+    state = twin.Model().initial_state(1)
+    fed.Model().step(state, {"u": np.zeros((1, 1))})  # the same model: accepted
+    state.model = "other_tf 0123456789ab"
+    with pytest.raises(ValueError, match="belongs to another model"):
+        fed.Model().step(state, {"u": np.zeros((1, 1))})
+
+
+def test_run_too_large_for_memory_fails_at_once(fed, monkeypatch):
+    monkeypatch.setattr(fed, "_available_memory", lambda: 10**6)  # the pasted runtime's
+    model = fed.Model()
+    with pytest.raises(MemoryError, match=r"run it in pieces of at most \d+ steps"):
+        model.run(10**6, batch_size=8, inputs={"u": np.zeros((8, 10**6, 1), np.float32)})

@@ -3,6 +3,7 @@ Python functions): one-line errors that name the problem."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -49,12 +50,92 @@ def _load_params(path: str, expected: Mapping) -> dict:
     return arrays
 
 
-def _checked_state(state, blocks: Mapping, dtype) -> dict:
+class State(dict):
+    """A model's state, ``{"step": [batch], block name: [batch, size]}``, that
+    remembers which model made it (``model``), so that a state of another model
+    is refused; a plain dict of the same form is accepted too."""
+
+    model: str = ""
+
+
+def _state_of(values, key: str) -> State:
+    state = State(values)
+    state.model = key
+    return state
+
+
+def _checked_steps(n_steps) -> int:
+    ok = isinstance(n_steps, (int, np.integer)) and not isinstance(n_steps, bool)
+    if not ok and isinstance(n_steps, (float, np.floating)) and float(n_steps).is_integer():
+        ok = True
+    if not ok or n_steps < 0:
+        raise ValueError(f"n_steps must be a non-negative integer (got {n_steps!r})")
+    return int(n_steps)
+
+
+def _input_arrays(inputs, dtype) -> dict:
+    """``inputs`` as arrays of the model's dtype (by the names given), with a
+    clear error for anything that is not a dict of real numbers."""
+    if inputs is None:
+        return {}
+    if not isinstance(inputs, Mapping):
+        raise TypeError(f"inputs must be a dict {{name: array}} (got {type(inputs).__name__})")
+    arrays = {}
+    for key, value in inputs.items():
+        if isinstance(value, (tf.Tensor, tf.Variable)):
+            value = value.numpy()
+        try:
+            array = np.asarray(value)
+        except ValueError:
+            raise ValueError(f"input {key!r} is not a rectangular array of numbers") from None
+        if array.dtype == object:
+            raise ValueError(f"input {key!r} is not a rectangular array of numbers")
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"input {key!r} holds {array.dtype} values; expected real numbers")
+        arrays[key] = array.astype(dtype.as_numpy_dtype, copy=False)
+    return arrays
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to this process (None where not known)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_probe_memory(n_steps: int, batch: int, probes: Mapping, dtype) -> None:
+    """Refuse at once a run whose probe data cannot fit in memory (instead of
+    being killed or swapping for minutes), and say how to run it in pieces."""
+    per_step = batch * sum(int(np.prod(shape, dtype=np.int64)) for shape in probes.values())
+    # the loop's buffers, their batch-major copy and the NumPy result
+    needed = 3 * n_steps * per_step * dtype.size
+    available = _available_memory()
+    if available is not None and needed > available:
+        piece = max(1, available // (6 * max(per_step, 1) * dtype.size))
+        raise MemoryError(
+            f"run({n_steps}) at batch {batch} needs about {needed / 2**30:.1f} GiB for its "
+            f"probes and {available / 2**30:.1f} GiB are available: run it in pieces of at "
+            f"most {piece} steps, carrying the state (out, state = model.run({piece}, "
+            "state=state, return_state=True)), and keep only what you need of each piece"
+        )
+
+
+def _checked_state(state, blocks: Mapping, dtype, key: str = "") -> dict:
     """``state`` as tensors of the model's dtypes, with a clear error for
     anything that is not a state of this model (``initial_state``'s form);
     ``blocks`` is the model's ``BLOCKS``."""
     if not isinstance(state, dict):
         raise TypeError(f"state must be a dict like initial_state() (got {type(state).__name__})")
+    if key and getattr(state, "model", "") not in ("", key):
+        raise ValueError(f"this state belongs to another model ({state.model}), not {key}")
     missing = sorted({"step", *blocks} - set(state))
     unknown = sorted(set(state) - {"step", *blocks})
     if missing or unknown:

@@ -5,6 +5,7 @@ and its ``_step``."""
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import inspect
 import os
 from typing import ClassVar
@@ -18,10 +19,14 @@ from .checks import (
     _check_exportable,
     _check_neuron_steps,
     _check_node_functions,
+    _check_probe_memory,
     _checked_state,
+    _checked_steps,
     _hook_output,
+    _input_arrays,
     _input_name,
     _load_params,
+    _state_of,
     _xla_blockers,
 )
 from .export import write_onnx, write_saved_model, write_tflite
@@ -112,6 +117,9 @@ class CompiledModel(tf.Module):
         self._parallel_shapes = set()  # (rows, capacity, inputs) that ran in parts before
         self._run_graph = tf.function(self._run, **options)
         self._initial_graph = tf.function(self._initial_state, autograph=False)
+        # states name their model: a state of another model is refused
+        layout = repr((sorted(self.BLOCKS.items()), sorted(self.PARAMS.items())))
+        self._key = f"{self.NAME} {hashlib.sha256(layout.encode()).hexdigest()[:12]}"
 
     @property
     def jit_compile(self) -> bool:
@@ -124,7 +132,11 @@ class CompiledModel(tf.Module):
 
     def initial_state(self, batch_size: int = 1) -> dict:
         """The state before the first step: ``{name: [batch_size, size]}``."""
-        return self._initial_graph(tf.constant(batch_size, tf.int32))
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+            raise TypeError(f"batch_size must be an integer (got {batch_size!r})")
+        if batch_size < 1:
+            raise ValueError(f"batch size must be at least 1 (got {batch_size})")
+        return _state_of(self._initial_graph(tf.constant(batch_size, tf.int32)), self._key)
 
     def _initial_state(self, batch_size):
         # one graph call, not an eager op per block (milliseconds per run)
@@ -140,9 +152,9 @@ class CompiledModel(tf.Module):
         ``probes`` maps names in ``PROBES`` to arrays ``[batch, *shape]``
         (every step; ``sample_every`` applies only to ``run``).
         """
-        state = _checked_state(state, self.BLOCKS, self.DTYPE)
+        state = _checked_state(state, self.BLOCKS, self.DTYPE, self._key)
         batch = _batch_of(state)
-        inputs = self._check_inputs(inputs, (batch,))
+        inputs = self._check_inputs(_input_arrays(inputs, self.DTYPE), (batch,))
         key = (batch, tuple(sorted(inputs)))
         if key not in self._step_functions:
             # a concrete function per batch size and set of fed inputs: calling
@@ -151,7 +163,8 @@ class CompiledModel(tf.Module):
                 {name: tf.TensorSpec(value.shape, value.dtype) for name, value in state.items()},
                 {name: tf.TensorSpec(value.shape, value.dtype) for name, value in inputs.items()},
             )
-        return self._step_functions[key](state, inputs)
+        state, probes = self._step_functions[key](state, inputs)
+        return _state_of(state, self._key), probes
 
     def run(self, n_steps, inputs=None, state=None, batch_size=None, return_state=False):
         """Run ``n_steps`` steps inside one ``tf.function``.
@@ -161,15 +174,21 @@ class CompiledModel(tf.Module):
         arrays ``[batch, n_steps, size]``. Without ``state``, starts from
         ``initial_state``.
         """
-        if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 0:
-            raise ValueError(f"n_steps must be a non-negative integer (got {n_steps!r})")
-        n_steps = int(n_steps)
+        n_steps = _checked_steps(n_steps)
         if state is not None:
-            state = _checked_state(state, self.BLOCKS, self.DTYPE)
+            state = _checked_state(state, self.BLOCKS, self.DTYPE, self._key)
+        inputs = _input_arrays(inputs, self.DTYPE)
         batch = _batch_size(inputs, state, batch_size)
         inputs = self._check_inputs(inputs, (batch, n_steps))
+        _check_probe_memory(n_steps, batch, self.PROBES, self.DTYPE)
         if state is None:
             state = self.initial_state(batch)
+        if n_steps == 0:  # nothing to run: no probe values, the state as it was
+            results = {
+                name: np.zeros((batch, 0, *shape), self.DTYPE.as_numpy_dtype)
+                for name, shape in self.PROBES.items()
+            }
+            return (results, _state_of(state, self._key)) if return_state else results
         start = int(np.asarray(state["step"])[0])
         capacity = None
         if self._jit_compile:
@@ -191,7 +210,7 @@ class CompiledModel(tf.Module):
                 steps = np.arange(start + 1, start + n_steps + 1)
                 value = value[:, steps % self.PROBE_PERIODS[name] < 1]
             results[name] = value
-        return (results, state) if return_state else results
+        return (results, _state_of(state, self._key)) if return_state else results
 
     def _parts(self, batch: int) -> int:
         """Into how many equal parts ``run`` splits a batch, run side by side.
@@ -235,10 +254,11 @@ class CompiledModel(tf.Module):
         )
 
     def _check_inputs(self, inputs, leading: tuple) -> dict:
+        """Inputs (arrays from ``_input_arrays``) by input name, of the expected
+        shapes; every hook with an output has a value."""
         checked = {}
-        for key, value in dict(inputs or {}).items():
+        for key, value in inputs.items():
             name = _input_name(key, self.INPUTS, self.HOOKS)
-            value = np.asarray(value, dtype=self.DTYPE.as_numpy_dtype)
             expected = (*leading, self.INPUTS[name])
             if value.shape != expected:
                 raise ValueError(
