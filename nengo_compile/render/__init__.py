@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jinja2
 
-from ..lower import ir
+from .. import ir
 
 TEMPLATES_PACKAGE = Path(__file__).resolve().parent.parent / "templates"  # installed wheel
 TEMPLATES_SOURCE = Path(__file__).resolve().parent.parent.parent / "templates"  # checkout

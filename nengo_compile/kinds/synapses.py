@@ -16,12 +16,11 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
-from nengo.builder.processes import SimProcess
 from nengo.synapses import LinearFilter, Triangle
 
-from ..analyse import merge_key
-from . import ir
-from .kinds import AccessRequest, OpKind, op_order_values, register, seg
+from .. import ir
+from ..ir import AccessRequest
+from .base import OpKind, op_order_values, register, seg
 
 #: discrete state-space matrices by filter parameters and dt: a model's many
 #: equal synapses (every Lowpass(0.005)) are discretised once
@@ -63,44 +62,28 @@ def _find_step_class(op, dt):
     raise NotImplementedError(f"linear filter {op.process} has an unexpected form")
 
 
-@merge_key.register(SimProcess)
-def process_key(op, ctx) -> tuple:
-    """Synapses merge by step form and order; other processes are looked up in
-    `PROCESS_KEYS` (by exact process type)."""
-    process = op.process
-    if isinstance(process, LinearFilter):
-        if op.input is None:
-            raise NotImplementedError(f"linear filter without input ({op.tag})")
-        name, (A, _, _, _) = _step_class(op, ctx.dt)
-        return ("linear_filter", "merge", op.mode, name, len(A))
-    if isinstance(process, Triangle):
-        return ("triangle", "single")
-    try:
-        for cls in type(process).__mro__:
-            if cls in PROCESS_KEYS:
-                return PROCESS_KEYS[cls](op, ctx)
-        raise NotImplementedError(f"a process of type {type(process).__name__}")
-    except NotImplementedError as exc:
-        # Python code, like a Node function: a hook that runs Nengo's own step
-        return ("process_hook", "single", str(exc))
-
-
-#: process type -> merge key function, for processes other than synapses
-PROCESS_KEYS: dict = {}
-
-
-def _state_order(op):
+def state_order(op):
     """X is (k, n) in Nengo; we lay it out as (n, k) so a group is [N, k]."""
     k = op.state["X"].shape[0]
     n = op.output.size
     return np.arange(k * n).reshape(k, n).T.reshape(-1)
 
 
-@register
+@register(LinearFilter)  # Lowpass, Alpha, ...
 class LinearFilterKind(OpKind):
+    """Nengo's LinearFilter, stepped in the form Nengo picks (module docstring);
+    filters merge by step form and order."""
+
     name = "linear_filter"
     template = "linear_filter.py.j2"
     rank = 2
+    hook_fallback = False  # a filter we cannot compile is an error, not a hook
+
+    def key(self, op, ctx):
+        if op.input is None:
+            raise NotImplementedError(f"linear filter without input ({op.tag})")
+        name, (A, _, _, _) = _step_class(op, ctx.dt)
+        return ("linear_filter", "merge", op.mode, name, len(A))
 
     def accesses(self, ops, ctx):
         mode = {"update": "update", "set": "set", "inc": "inc"}[ops[0].mode]
@@ -110,7 +93,7 @@ class LinearFilterKind(OpKind):
         ]
         step, _ = _step_class(ops[0], ctx.dt)
         if step != "NoX":
-            segments = tuple(seg(op.state["X"], _state_order(op)) for op in ops)
+            segments = tuple(seg(op.state["X"], state_order(op)) for op in ops)
             requests.append(AccessRequest("X", "read", segments))
             requests.append(AccessRequest("X_new", "set", segments))
         return requests
@@ -184,13 +167,17 @@ def _per_element_matrix(params, prefix, out, values, width, size):
     return ir.Const(param=params.add(prefix, full.reshape((size,) + tuple(width))))
 
 
-@register
+@register(Triangle)
 class TriangleKind(OpKind):
     """Triangle FIR filter (one operator per group)."""
 
     name = "triangle"
     template = "triangle.py.j2"
     rank = 2
+    hook_fallback = False
+
+    def key(self, op, ctx):
+        return ("triangle", "single")
 
     def accesses(self, ops, ctx):
         (op,) = ops

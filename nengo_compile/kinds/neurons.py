@@ -11,7 +11,7 @@ Lookup is by exact type, not through the MRO: a subclass may change ``step``
 (``AdaptiveLIF`` subclasses ``LIF``), so it needs its own template. A subclass
 that only inherits a registered type's ``step`` (and its state) runs that
 type's template. Types without a template become NumPy stubs
-(`nengo_compile.lower.neuron_stubs`).
+(`nengo_compile.kinds.neuron_stubs`).
 
 The rate-to-spike wrappers (``RegularSpiking``, ``StochasticSpiking``,
 ``PoissonSpiking``) are built by Nengo as two operators: the base type's
@@ -30,10 +30,11 @@ import nengo
 import numpy as np
 from nengo.builder.neurons import SimNeurons
 
-from ..analyse import merge_key
+from .. import ir
+from ..ir import AccessRequest
 from ..neurons import SoftLIFRate
-from . import ir, neuron_stubs
-from .kinds import AccessRequest, OpKind, op_order_values, register, seg
+from .base import OpKind, op_order_values, register, seg
+from .neuron_stubs import stub_key
 
 
 @dataclass(frozen=True)
@@ -80,14 +81,6 @@ def _options(lowering, neuron_type) -> tuple:
     if lowering.options is None:
         return ()
     return tuple(sorted(lowering.options(neuron_type).items()))
-
-
-@merge_key.register(SimNeurons)
-def _(op, ctx):
-    lowering = lowering_for(op.neurons)
-    if lowering is None:
-        return neuron_stubs.stub_key(op)
-    return ("neurons", "merge", lowering.name, *_options(lowering, op.neurons))
 
 
 # ---- rate types
@@ -201,13 +194,23 @@ def _title(neuron_type) -> str:
     return f"{name}({type(base).__name__})" if base is not None else name
 
 
-@register
+@register(SimNeurons)
 class NeuronsKind(OpKind):
-    """SimNeurons: ``output, *state = neuron_type.step(dt, J, *state)``."""
+    """SimNeurons: ``output, *state = neuron_type.step(dt, J, *state)``.
+
+    Its key merges operators of one registered neuron type (and options); a
+    type without a lowering is a ``neuron_stub`` (`neuron_stubs`).
+    """
 
     name = "neurons"
     template = "neurons.py.j2"
     rank = 1
+
+    def key(self, op, ctx):
+        lowering = lowering_for(op.neurons)
+        if lowering is None:
+            return stub_key(op)
+        return ("neurons", "merge", lowering.name, *_options(lowering, op.neurons))
 
     def accesses(self, ops, ctx):
         lowering = lowering_for(ops[0].neurons)

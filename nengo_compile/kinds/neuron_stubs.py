@@ -33,9 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import ir
+from ..ir import AccessRequest
 from ..names import Namespace
-from . import ir
-from .kinds import AccessRequest, OpKind, register, seg
+from .base import OpKind, register, seg
 
 #: builtins a self-contained step may call
 BUILTINS = frozenset(
@@ -127,7 +128,7 @@ def stub_key(op) -> tuple:
     return ("neuron_stub", "single")
 
 
-@register
+@register()
 class NeuronStubKind(OpKind):
     """SimNeurons without a template: ``step`` in NumPy through ``tf.numpy_function``."""
 

@@ -21,22 +21,9 @@ from __future__ import annotations
 import numpy as np
 from nengo.builder.transforms import GeneralConvInc
 
-from ..analyse import merge_key
-from . import ir
-from .kinds import AccessRequest, OpKind, const_values, register, seg
-
-
-@merge_key.register(GeneralConvInc)  # ConvInc and ConvTransposeInc
-def _(op, ctx):
-    name = type(op.conv).__name__
-    if op.W.base in ctx.written:
-        raise NotImplementedError(f"{name} with a changing kernel ({op.tag or op})")
-    if op.conv.dimensions > 2:
-        raise NotImplementedError(
-            f"{name} with {op.conv.dimensions} spatial dimensions ({op.tag or op}); "
-            "only 1-D and 2-D convolutions are supported (as in nengo.Simulator)"
-        )
-    return ("conv", "single")
+from .. import ir
+from ..ir import AccessRequest
+from .base import OpKind, const_values, register, seg, tag
 
 
 def _to_channels_last(dims: int) -> tuple:
@@ -63,13 +50,24 @@ def constant_increment(op) -> np.ndarray:
     return y
 
 
-@register
+@register(GeneralConvInc)  # ConvInc and ConvTransposeInc
 class ConvKind(OpKind):
     """ConvInc, ConvTransposeInc: ``Y += conv(W, X)`` (one operator a group)."""
 
     name = "conv"
     template = "conv.py.j2"
     rank = 8  # like matmul: read the input where its producers put it
+
+    def key(self, op, ctx):
+        name = type(op.conv).__name__
+        if op.W.base in ctx.written:
+            raise NotImplementedError(f"{name} with a changing kernel ({tag(op)})")
+        if op.conv.dimensions > 2:
+            raise NotImplementedError(
+                f"{name} with {op.conv.dimensions} spatial dimensions ({tag(op)}); "
+                "only 1-D and 2-D convolutions are supported (as in nengo.Simulator)"
+            )
+        return ("conv", "single")
 
     def accesses(self, ops, ctx):
         (op,) = ops
