@@ -18,6 +18,8 @@ grouped kernels (the filter has ``in_channels // groups`` input channels).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from nengo.builder.transforms import GeneralConvInc
 
@@ -48,6 +50,21 @@ def constant_increment(op) -> np.ndarray:
     signals = {op.W: const_values(op.W), op.X: const_values(op.X), op.Y: y}
     op.make_step(signals, 0.001, None)()  # dt and rng are unused
     return y
+
+
+@dataclass(frozen=True)
+class Convolution(ir.Payload):
+    """The shapes and options of one convolution; ``to_last``/``from_last``:
+    the transpositions to and from channels-last (None: it is channels-last)."""
+
+    input_shape: tuple
+    to_last: tuple | None
+    from_last: tuple | None
+    transpose: bool
+    output_shape: tuple  # conv_transpose's, channels last, without the batch
+    strides: tuple
+    padding: str
+    size_out: int
 
 
 @register(GeneralConvInc)  # ConvInc and ConvTransposeInc
@@ -98,7 +115,7 @@ class ConvKind(OpKind):
 
         dims = conv.dimensions
         out = conv.output_shape
-        values = dict(
+        values = Convolution(
             input_shape=conv.input_shape.shape,
             to_last=None if conv.channels_last else _to_channels_last(dims),
             from_last=None if conv.channels_last else _to_channels_first(dims),

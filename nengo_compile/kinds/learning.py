@@ -29,6 +29,9 @@ arrays shaped to broadcast over that layout.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 from nengo.builder.learning_rules import SimBCM, SimOja, SimPES, SimRLS, SimVoja
 
@@ -36,6 +39,17 @@ from .. import ir
 from ..ir import AccessRequest
 from ..operators import AppliedRule
 from .base import KINDS, OpKind, is_const, register, seg, tag
+
+
+@dataclass(frozen=True)
+class Batched(ir.Payload):
+    """Per role: its shape as a group holds it (``"[batch, k, *shape]"``) and
+    its size per batch row; ``applied``: the rule adds its delta to the
+    matrix itself (`AppliedRule`)."""
+
+    shapes: Mapping
+    sizes: Mapping
+    applied: bool
 
 
 class BatchedKind(OpKind):
@@ -132,11 +146,11 @@ class BatchedKind(OpKind):
             reads=reads,
             writes=writes,
             consts=consts,
-            values={
-                "shapes": shapes,
-                "sizes": {role: int(np.prod(shape)) for role, shape in shapes.items()},
-                "applied": applied,
-            },
+            values=Batched(
+                shapes={role: f"[batch, {', '.join(map(str, s))}]" for role, s in shapes.items()},
+                sizes={role: int(np.prod(shape)) for role, shape in shapes.items()},
+                applied=applied,
+            ),
         )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 from nengo.builder.operator import BsrDotInc, DotInc, SparseDotInc
 
@@ -9,6 +12,63 @@ from .. import ir
 from ..ir import AccessRequest
 from . import blocks
 from .base import KINDS, OpKind, const_values, is_const, op_order_values, register, seg, tag
+
+
+@dataclass(frozen=True)
+class Dense(ir.Payload):
+    """``value = x @ matrix``; ``columns``: the parameter that gathers the
+    outputs from equal columns computed once (None: none are equal)."""
+
+    shape: tuple  # (inputs, outputs)
+    nnz: int
+    columns: str | None = None
+    form: ClassVar[str] = "dense"
+    template: ClassVar[str] = "ops/matmul_dense.py.j2"
+
+
+@dataclass(frozen=True)
+class Sparse(ir.Payload):
+    """The nonzeros ``matrix`` at (``inputs``, ``outputs``) (parameter names)."""
+
+    inputs: str
+    outputs: str
+    shape: tuple
+    nnz: int
+    form: ClassVar[str] = "sparse"
+    template: ClassVar[str] = "ops/matmul_sparse.py.j2"
+
+
+@dataclass(frozen=True)
+class BlockProduct(ir.Payload):
+    """One bucket of equal dense blocks: ``value`` ([batch, size]) from the
+    input ``x``, which is the group's input gathered by ``gather``, sliced at
+    ``bounds``, or as it is; ``method``: ``"sum"`` (one input: broadcast and
+    sum), ``"thin"`` or ``"wide"`` (the block helpers)."""
+
+    blocks: tuple  # (k, n_in, n_out)
+    broadcast: bool
+    method: str
+    x: str
+    value: str
+    gather: str | None
+    bounds: tuple | None
+    weights: ir.Const
+    size: int  # k * n_out
+
+
+@dataclass(frozen=True)
+class Blocks(ir.Payload):
+    """Batched products of dense blocks; ``parts``: the buckets' values to
+    concatenate (empty: one bucket); ``order``: the parameter that puts the
+    outputs in order (None: they are)."""
+
+    shape: tuple
+    nnz: int
+    buckets: tuple  # of BlockProduct
+    parts: tuple
+    order: str | None
+    form: ClassVar[str] = "blocks"
+    template: ClassVar[str] = "ops/matmul_blocks.py.j2"
 
 
 @register(DotInc)  # also SparseDotInc and BsrDotInc
@@ -77,33 +137,48 @@ class MatMulKind(OpKind):
             and stored <= blocks.BLOCK_SAVING * total
             and total >= blocks.BLOCK_MIN_SIZE
         ):
-            values = dict(form="blocks", shape=shape, nnz=int(nnz), buckets=[])
-            consts = {}
+            consts, products = {}, []
             sources, offset = [], 0  # per bucket output: its column in the computed value
+            single = len(buckets) == 1
             for i, bucket in enumerate(buckets):
                 weights, source = blocks.unique_columns(bucket.weights)
                 sources.append(source + offset)
                 k, n_in, n_out = weights.shape
                 offset += k * n_out
                 inputs = bucket.inputs
-                if np.array_equal(inputs, np.arange(inputs[0], inputs[0] + len(inputs))):
-                    read = (int(inputs[0]), int(inputs[-1]) + 1)  # a slice of x
-                else:
-                    read = params.add("block_in", inputs, integer=True)
+                gather, bounds = None, None
+                if not np.array_equal(inputs, np.arange(inputs[0], inputs[0] + len(inputs))):
+                    gather = params.add("block_in", inputs, integer=True)
+                elif (int(inputs[0]), int(inputs[-1]) + 1) != (0, shape[0]):
+                    bounds = (int(inputs[0]), int(inputs[-1]) + 1)  # a slice of x
                 consts[f"blocks{i}"] = ir.Const(param=params.add("blocks", weights))
-                values["buckets"].append(
-                    dict(
+                # thin blocks: multiply and sum (TF's batched matmul is slow on them)
+                broadcast = min(n_in, n_out) <= blocks.BROADCAST_MAX
+                products.append(
+                    BlockProduct(
                         blocks=(k, n_in, n_out),
-                        read=read,
-                        # thin blocks: multiply and sum (TF's batched matmul is slow on them)
-                        broadcast=min(n_in, n_out) <= blocks.BROADCAST_MAX,
+                        broadcast=broadcast,
+                        method=("sum" if n_in == 1 else "thin") if broadcast else "wide",
+                        x="x" if single else f"x{i}",
+                        value="value" if single else f"value{i}",
+                        gather=gather,
+                        bounds=bounds,
+                        weights=consts[f"blocks{i}"],
+                        size=k * n_out,
                     )
                 )
             # the output value's order, from the computed columns (some shared)
             outputs = np.concatenate([b.outputs for b in buckets])
             order = np.concatenate(sources)[np.argsort(outputs)]
-            if not np.array_equal(order, np.arange(shape[1])):
-                values["order"] = params.add("order", order, integer=True)
+            values = Blocks(
+                shape=shape,
+                nnz=int(nnz),
+                buckets=tuple(products),
+                parts=() if single else tuple(b.value for b in products),
+                order=None
+                if np.array_equal(order, np.arange(shape[1]))
+                else params.add("order", order, integer=True),
+            )
             return self._group(group, x, consts, values)
         rows, cols, vals = (np.concatenate(part) for part in zip(*(blocks.coo(*p) for p in per_op)))
         if total >= blocks.SPARSE_MIN_SIZE and nnz < blocks.SPARSE_DENSITY * total:
@@ -113,8 +188,7 @@ class MatMulKind(OpKind):
             uniq, inverse = np.unique(flat, return_inverse=True)
             summed = np.zeros(len(uniq))
             np.add.at(summed, inverse, vals)
-            values = dict(
-                form="sparse",
+            values = Sparse(
                 inputs=params.add("sp_in", uniq // shape[1], integer=True),
                 outputs=params.add("sp_out", uniq % shape[1], integer=True),
                 shape=shape,
@@ -123,14 +197,15 @@ class MatMulKind(OpKind):
             consts = {"matrix": ir.Const(param=params.add("sp_value", summed))}
         else:
             dense = blocks.summed((cols, rows), vals, shape)
-            values = dict(form="dense", shape=shape, nnz=int(nnz))
+            columns = None
             if total <= blocks.DEDUPE_MAX_SIZE:
                 # equal outputs (say a probe and a connection decoding the same
                 # function of one ensemble) are computed once
                 unique, inverse = np.unique(dense, axis=1, return_inverse=True)
                 if unique.shape[1] < shape[1]:
                     dense = unique
-                    values["columns"] = params.add("columns", inverse.ravel(), integer=True)
+                    columns = params.add("columns", inverse.ravel(), integer=True)
+            values = Dense(shape=shape, nnz=int(nnz), columns=columns)
             consts = {"matrix": ir.Const(param=params.add("weights", dense))}
         return self._group(group, x, consts, values)
 

@@ -23,7 +23,7 @@ the spiking part, so a wrapper works with any base type the compiler handles.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import nengo
@@ -44,21 +44,41 @@ class NeuronLowering:
     state: tuple
     constants: Callable  # (neuron_type, dt) -> {name: float}
     options: Callable | None = None  # neuron_type -> {name: hashable}
+    random: bool = False  # its template draws random numbers
+    no_xla: bool = False  # its template has an operation without an XLA kernel
 
 
 NEURONS: dict = {}
 
 
-def neuron(cls, template, state=(), options=None):
-    """Decorator registering the constants function of a neuron type."""
+def neuron(cls, template, state=(), options=None, *, random=False, no_xla=False):
+    """Decorator registering the constants function of a neuron type: its
+    template is ``templates/neurons/<template>.py.j2``, ``state`` the Nengo
+    state names it reads and sets, ``options`` a function giving template
+    options; ``random``: the template draws random numbers; ``no_xla``: it
+    has an operation without an XLA kernel."""
 
     def decorate(fn):
         NEURONS[cls] = NeuronLowering(
-            cls.__name__, f"neurons/{template}.py.j2", tuple(state), fn, options
+            cls.__name__, f"neurons/{template}.py.j2", tuple(state), fn, options, random, no_xla
         )
         return fn
 
     return decorate
+
+
+@dataclass(frozen=True)
+class Neurons(ir.Payload):
+    """What a neuron template may read besides the group's constants (one
+    local each) and state (one local per name in ``state``, plus ``J``):
+    ``dt`` (placed as ``dt``, a float literal), ``options`` and the group's
+    random ``salt``."""
+
+    neuron_template: str
+    state: tuple
+    dt: float
+    options: Mapping
+    salt: int
 
 
 def lowering_for(neuron_type) -> NeuronLowering | None:
@@ -178,12 +198,12 @@ def _(n, dt):
     return {"amplitude_over_dt": n.amplitude / dt}
 
 
-@neuron(nengo.StochasticSpiking, "stochastic_spiking", options=_wrapper_options)
+@neuron(nengo.StochasticSpiking, "stochastic_spiking", options=_wrapper_options, random=True)
 def _(n, dt):
     return {"amplitude_over_dt": n.amplitude / dt}
 
 
-@neuron(nengo.PoissonSpiking, "poisson_spiking", options=_wrapper_options)
+@neuron(nengo.PoissonSpiking, "poisson_spiking", options=_wrapper_options, random=True, no_xla=True)
 def _(n, dt):
     return {"amplitude_over_dt": n.amplitude / dt}
 
@@ -254,11 +274,13 @@ class NeuronsKind(OpKind):
             reads=reads,
             writes=writes,
             consts=consts,
-            values={
-                "neuron_template": lowering.template,
-                "state": lowering.state,
-                "dt": ctx.dt,
-                "options": dict(_options(lowering, neuron_type)),
-                "salt": index,  # distinguishes this group's random draws
-            },
+            values=Neurons(
+                neuron_template=lowering.template,
+                state=lowering.state,
+                dt=ctx.dt,
+                options=dict(_options(lowering, neuron_type)),
+                salt=index,  # distinguishes this group's random draws
+            ),
+            random=lowering.random,
+            no_xla=lowering.no_xla,
         )

@@ -13,6 +13,9 @@ one draw per step from the process's distribution (``Gaussian``, ``Uniform``,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 from nengo.dists import Choice, Exponential, Gaussian, Uniform
 from nengo.processes import FilteredNoise, WhiteNoise
@@ -22,7 +25,7 @@ from .. import ir
 from ..ir import AccessRequest
 from .base import op_order_values, register, seg, tag
 from .process import STREAMS, ProcessKind, SourceKind, output_request
-from .synapses import filter_constants, state_order
+from .synapses import FilterStep, filter_constants, state_order
 
 
 def _distribution(dist, dtype, where) -> tuple:
@@ -68,8 +71,34 @@ def _noise_key(op, ctx) -> tuple:
     return ("single" if seeded else "merge", op.mode, kind)
 
 
-def _draw_values(index, ops, out, params, ctx) -> dict:
-    """Template values for the random draw of a group: distribution constants
+@dataclass(frozen=True)
+class RandomDraw(ir.Payload):
+    """One Philox draw per step (``templates/ops/_random.py.j2``): the raw
+    op (a normal or uniform draw), its key (code) and stream, and how the
+    draw becomes a sample of the distribution ``dist`` (its constants, a
+    gain or None)."""
+
+    dist: str
+    op: str
+    dist_consts: Mapping  # name -> ir.Const
+    gain: ir.Const | None
+    key: str
+    key_source: str
+    stream: int
+    streams: int
+    size: int
+
+
+@dataclass(frozen=True)
+class FilteredNoisePayload(ir.Payload):
+    """A draw, filtered (`synapses.FilterStep`)."""
+
+    draw: RandomDraw
+    filter: FilterStep
+
+
+def _draw_values(index, ops, out, params, ctx) -> RandomDraw:
+    """The random draw of a group: distribution constants
     per element, the gain (``1 / sqrt(dt)`` where ``scale``) and the seed."""
     process = ops[0].process
     kind, _ = _distribution(process.dist, ctx.dtype, tag(ops[0]))
@@ -100,18 +129,17 @@ def _draw_values(index, ops, out, params, ctx) -> dict:
         key, stream = "rng_seed", index + 1
     if stream >= STREAMS:
         raise NotImplementedError(f"too many random groups ({index})")
-    draw = "normal" if kind == "gaussian" else "uniform"
-    return {
-        "dist": kind,
-        "draw": draw,
-        "dist_consts": consts,
-        "gain": gain,
-        "key": key,
-        "key_source": "process seed" if process.seed is not None else "model seed",
-        "stream": stream,
-        "streams": STREAMS,
-        "size": size,
-    }
+    return RandomDraw(
+        dist=kind,
+        op="StatelessRandomNormalV2" if kind == "gaussian" else "StatelessRandomUniformV2",
+        dist_consts=consts,
+        gain=gain,
+        key=key,
+        key_source="process seed" if process.seed is not None else "model seed",
+        stream=stream,
+        streams=STREAMS,
+        size=size,
+    )
 
 
 @register(WhiteNoise)
@@ -131,10 +159,11 @@ class WhiteNoiseKind(SourceKind):
             index,
             self.name,
             self.template,
-            f"WhiteNoise[{values['dist']}] x{len(ops)} ({out.access.size} values)",
+            f"WhiteNoise[{values.dist}] x{len(ops)} ({out.access.size} values)",
             tuple(ctx.names(op) for op in ops),
             writes={"output": out.access},
             values=values,
+            random=True,
         )
 
 
@@ -190,16 +219,16 @@ class FilteredNoiseKind(ProcessKind):
         if step != "NoX":
             reads["X"] = acc["X"].access
             writes["X"] = acc["X_new"].access
-        values = _draw_values(index, ops, out, params, ctx)
-        values.update(step=step, order=k, flat_size=size * k)
+        draw = _draw_values(index, ops, out, params, ctx)
         return ir.Group(
             index,
             self.name,
             self.template,
-            f"FilteredNoise[{values['dist']}, {step}, order {k}] x{len(ops)} ({size} values)",
+            f"FilteredNoise[{draw.dist}, {step}, order {k}] x{len(ops)} ({size} values)",
             tuple(ctx.names(op) for op in ops),
             reads=reads,
             writes=writes,
             consts=consts,
-            values=values,
+            values=FilteredNoisePayload(draw, FilterStep(step, size, k, size * k, True)),
+            random=True,
         )

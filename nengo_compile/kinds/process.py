@@ -16,6 +16,7 @@ from nengo.builder.processes import SimProcess
 from .. import ir
 from ..ir import AccessRequest
 from .base import OpKind, lookup, register, seg, tag
+from .pyfunc import HookCall
 
 #: the largest table (values per batch element) a process may precompute
 MAX_TABLE = 2**24
@@ -138,5 +139,5 @@ class ProcessHookKind(OpKind):
             reads={"x": acc["x"].access} if "x" in acc else {},
             writes={"output": acc["output"].access},
             consts=consts,
-            values={"hook": hook, "reason": hook.reason},
+            values=HookCall.of(hook, hook.reason),
         )

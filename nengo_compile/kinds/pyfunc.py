@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from nengo.builder.operator import SimPyFunc
 
 from .. import ir
 from ..ir import AccessRequest
 from ..translate import emit_translation
 from .base import OpKind, const_values, register, seg
+
+
+@dataclass(frozen=True)
+class HookCall(ir.Payload):
+    """A call of a Python hook: ``self._hook(name, t_arg, x_arg, batch)``;
+    ``reason``: why it is not TensorFlow."""
+
+    hook: ir.Hook
+    reason: str
+    t_arg: str  # "t64" or "None"
+    x_arg: str  # "x" or "None"
+
+    @classmethod
+    def of(cls, hook: ir.Hook, reason: str) -> HookCall:
+        return cls(hook, reason, "t64" if hook.takes_t else "None", "x" if hook.size_in else "None")
+
+
+@dataclass(frozen=True)
+class NodeTF(ir.Payload):
+    """A translated function: its statements (`nengo_compile.translate`), the
+    source line for a comment, its state (per variable: name, read role,
+    write role, shape code or None, TF dtype), and the message of the
+    finiteness check (made where ``check_finite``)."""
+
+    lines: tuple
+    source: str
+    state: tuple
+    hook: ir.Hook
+    check_finite: bool
+    finite_message: str
 
 
 @register(SimPyFunc)
@@ -64,13 +96,14 @@ class PyFuncKind(OpKind):
                 (ctx.names(op),),
                 reads=reads,
                 writes={k.replace("_new", ""): v for k, v in writes.items()},
-                values={
-                    "lines": emitted.lines,
-                    "source": translated.source,
-                    "state": emitted.state,
-                    "hook": hook,
-                    "check_finite": ctx.check_finite and op.output is not None,
-                },
+                values=NodeTF(
+                    lines=emitted.lines,
+                    source=translated.source,
+                    state=emitted.state,
+                    hook=hook,
+                    check_finite=ctx.check_finite and op.output is not None,
+                    finite_message=f"Function {hook.label} returned non-finite value",
+                ),
             )
         consts = {}
         if op.x is not None and "x" not in acc:
@@ -84,5 +117,5 @@ class PyFuncKind(OpKind):
             reads=reads,
             writes=writes,
             consts=consts,
-            values={"hook": hook, "reason": reason},
+            values=HookCall.of(hook, reason),
         )

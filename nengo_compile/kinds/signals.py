@@ -17,6 +17,9 @@ with Nengo's own code where it has any, and selected with the step counter:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 from nengo.exceptions import ValidationError
 from nengo.processes import Piecewise, PresentInput, WhiteSignal
@@ -25,6 +28,66 @@ from nengo.utils.numpy import rfftfreq
 from .. import ir
 from .base import register, tag
 from .process import MAX_TABLE, STREAMS, SourceKind
+
+
+@dataclass(frozen=True)
+class ExactSignal(ir.Payload):
+    """One period of a seeded WhiteSignal, tabulated: row ``step % period``."""
+
+    size: int
+    period: int
+    table: str
+    exact: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class RandomSignal(ir.Payload):
+    """An unseeded WhiteSignal: Fourier coefficients drawn once per run (key
+    code and stream), evaluated at ``step % period``."""
+
+    size: int
+    period: int
+    n_freqs: int
+    freqs: str
+    w_cos: str
+    w_sin: str
+    angle: float
+    key: str
+    stream: int
+    streams: int
+    exact: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class Presented(ir.Payload):
+    """PresentInput's table and Nengo's index formula's constants."""
+
+    table: str
+    n: int
+    size: int
+    presentation_time: float
+    eps: float
+
+
+@dataclass(frozen=True)
+class ZeroPieces(ir.Payload):
+    """Zero-order Piecewise: the first step of each piece, and its values."""
+
+    size: int
+    steps: str
+    table: str
+    zero: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class TabulatedPieces(ir.Payload):
+    """Piecewise tabulated per step from ``lo`` to ``hi`` (zero outside)."""
+
+    size: int
+    lo: int
+    hi: int
+    table: str
+    zero: ClassVar[bool] = False
 
 
 def _white_signal_check(op, dt):
@@ -83,8 +146,7 @@ class WhiteSignalKind(SourceKind):
             rng = np.random.RandomState(process.seed)
             step_f = process.make_step((0,), (size,), dt, rng, {})
             table = np.array([step_f(s * dt) for s in range(period)]).reshape(period, size)
-            values = {"exact": True, "size": size, "period": period}
-            values["table"] = params.add("white_signal", table)
+            values = ExactSignal(size, period, params.add("white_signal", table))
             title = f"WhiteSignal (seed {process.seed}, period of {period} steps, exact)"
             return ir.Group(**group, title=title, values=values)
 
@@ -101,21 +163,20 @@ class WhiteSignalKind(SourceKind):
         ks = ks[ks > 0]
         w_cos = np.where(ks == n, scale, 2 * scale)
         w_sin = np.where(ks == n, 0.0, 2 * scale)
-        values = {
-            "exact": False,
-            "size": size,
-            "period": period,
-            "n_freqs": len(ks),
-            "freqs": params.add("ws_freq", ks, dtype=np.int64),
-            "w_cos": params.add("ws_cos", w_cos),
-            "w_sin": params.add("ws_sin", w_sin),
-            "angle": 2 * np.pi / period,
-            "key": "rng_seed",
-            "stream": index + 1,
-            "streams": STREAMS,
-        }
+        values = RandomSignal(
+            size=size,
+            period=period,
+            n_freqs=len(ks),
+            freqs=params.add("ws_freq", ks, dtype=np.int64),
+            w_cos=params.add("ws_cos", w_cos),
+            w_sin=params.add("ws_sin", w_sin),
+            angle=2 * np.pi / period,
+            key="rng_seed",
+            stream=index + 1,
+            streams=STREAMS,
+        )
         title = f"WhiteSignal (period of {period} steps, {len(ks)} frequencies, random)"
-        return ir.Group(**group, title=title, values=values)
+        return ir.Group(**group, title=title, values=values, random=True)
 
 
 # ---- PresentInput -------------------------------------------------------------
@@ -142,13 +203,13 @@ class PresentInputKind(SourceKind):
             f"PresentInput ({n} inputs of {table.shape[1]} values)",
             (ctx.names(op),),
             writes={"output": acc["output"].access},
-            values={
-                "table": params.add("present", table),
-                "n": n,
-                "size": table.shape[1],
-                "presentation_time": float(process.presentation_time),
-                "eps": 1e-7,  # Nengo's guard against rounding down
-            },
+            values=Presented(
+                table=params.add("present", table),
+                n=n,
+                size=table.shape[1],
+                presentation_time=float(process.presentation_time),
+                eps=1e-7,  # Nengo's guard against rounding down
+            ),
         )
 
 
@@ -205,12 +266,11 @@ class PiecewiseKind(SourceKind):
             limit = 2**62
             steps = [min(max(_first_step(float(tk), dt), -limit), limit) for tk in tp]
             table = np.vstack([np.zeros(size)] + [np.ravel(y) for y in yp])
-            values = {
-                "zero": True,
-                "size": size,
-                "steps": params.add("pw_step", steps, dtype=np.int64),
-                "table": params.add("pw_value", table),
-            }
+            values = ZeroPieces(
+                size=size,
+                steps=params.add("pw_step", steps, dtype=np.int64),
+                table=params.add("pw_value", table),
+            )
             title = f"Piecewise (zero, {len(tp)} pieces)"
             return ir.Group(**group, title=title, values=values)
 
@@ -226,12 +286,6 @@ class PiecewiseKind(SourceKind):
         table = np.asarray(step_f(np.arange(lo, hi + 1) * dt), dtype=np.float64)
         table = table.reshape(hi - lo + 1, size)
         assert not table[-1].any() and (lo == 0 or not table[0].any())
-        values = {
-            "zero": False,
-            "size": size,
-            "lo": lo,
-            "hi": hi,
-            "table": params.add("pw_value", table),
-        }
+        values = TabulatedPieces(size, lo, hi, params.add("pw_value", table))
         title = f"Piecewise ({process.interpolation}, tabulated over {hi - lo + 1} steps)"
         return ir.Group(**group, title=title, values=values)

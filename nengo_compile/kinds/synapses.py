@@ -14,6 +14,7 @@ is the same:
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
 from nengo.synapses import LinearFilter, Triangle
@@ -69,6 +70,20 @@ def state_order(op):
     return np.arange(k * n).reshape(k, n).T.reshape(-1)
 
 
+@dataclass(frozen=True)
+class FilterStep(ir.Payload):
+    """A group of filters of one step form (``templates/ops/_filter.py.j2``):
+    its state is read as ``[batch, size * order]`` and stepped as
+    ``[batch, size, order]``. ``read_in_reshape``: the state is read inside
+    the reshape (one statement; the form filtered noise has always had)."""
+
+    step: str  # "NoX", "OneX", "NoD" or "General"
+    size: int
+    order: int
+    flat_size: int  # size * order
+    read_in_reshape: bool = False
+
+
 @register(LinearFilter)  # Lowpass, Alpha, ...
 class LinearFilterKind(OpKind):
     """Nengo's LinearFilter, stepped in the form Nengo picks (module docstring);
@@ -120,7 +135,7 @@ class LinearFilterKind(OpKind):
             reads=reads,
             writes=writes,
             consts=consts,
-            values={"step": step, "order": k, "size": size, "flat_size": size * k},
+            values=FilterStep(step, size, k, size * k),
         )
 
 
@@ -167,6 +182,16 @@ def _per_element_matrix(params, prefix, out, values, width, size):
     return ir.Const(param=params.add(prefix, full.reshape((size,) + tuple(width))))
 
 
+@dataclass(frozen=True)
+class TriangleTaps(ir.Payload):
+    """The FIR state ``X``, read as ``[batch, flat_size]``, stepped as
+    ``[batch, size, n_taps]``."""
+
+    n_taps: int
+    size: int
+    flat_size: int  # size * n_taps
+
+
 @register(Triangle)
 class TriangleKind(OpKind):
     """Triangle FIR filter (one operator per group)."""
@@ -210,5 +235,5 @@ class TriangleKind(OpKind):
                 **{name: acc[f"{name}_new"].access for name in ("Y", "X", "Xi")},
             },
             consts={"n0": ir.Const(value=float(n0)), "ndiff": ir.Const(value=float(ndiff))},
-            values={"n_taps": n_taps, "size": op.output.size, "flat_size": n_taps * op.output.size},
+            values=TriangleTaps(n_taps, op.output.size, n_taps * op.output.size),
         )

@@ -63,7 +63,7 @@ def lower(
         if group.kind in ("pyfunc", "process_hook"):
             op = group.ops[0]
             if lowered.template == KINDS["pyfunc"].template:
-                hooks[op] = replace(hooks[op], index=index, reason=lowered.values["reason"])
+                hooks[op] = replace(hooks[op], index=index, reason=lowered.values.reason)
             else:  # translated: no Python left, but a source node stays an input
                 hooks[op] = replace(hooks[op], index=index, translated=True)
             if group.kind == "process_hook":
