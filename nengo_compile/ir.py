@@ -46,6 +46,11 @@ class Piece:
         return self.blocks[0]
 
     @property
+    def one_block(self) -> bool:
+        """The piece lies in one block (a gather may read several)."""
+        return len(self.blocks) == 1
+
+    @property
     def repeated(self) -> bool:
         """A read of the same elements several times side by side."""
         return self.repeat > 1
