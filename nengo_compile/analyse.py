@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import networkx as nx
@@ -47,7 +48,7 @@ class Analysis:
         return sig.base not in self.written
 
 
-def analyse(operators, dt: float, n_ops: int | None = None) -> Analysis:
+def analyse(operators: Iterable, dt: float, n_ops: int | None = None) -> Analysis:
     """Build the dependency graph and schedule operators into merged groups.
 
     Each operator's merge key comes from its op kind (`nengo_compile.kinds`).

@@ -185,7 +185,7 @@ class Hook:
 
 @dataclass(frozen=True)
 class NeuronStub:
-    """A neuron type without a template, run in NumPy (see `lower.neuron_stubs`).
+    """A neuron type without a template, run in NumPy (see `kinds.neuron_stubs`).
 
     ``body`` holds the lines of its ``step`` method rebuilt from the syntax
     tree (parameters as constants), or is empty when the step is not

@@ -1,4 +1,4 @@
-"""The compiler: seven stages, in order, and nothing else."""
+"""The compiler: its stages, in order, and nothing else (see ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
@@ -126,7 +126,8 @@ def compile_file(
     translate: bool = True,
     exports: ExportOptions | None = None,
 ) -> Compiled:
-    """load -> build -> analyse -> plan -> lower -> render -> [export] -> write.
+    """load -> build -> rewrite -> analyse -> translate -> plan -> lower -> render
+    -> [export] -> write.
 
     ``output=None`` writes no module (only the exports). Nothing is written
     unless every stage succeeds.

@@ -11,6 +11,7 @@ Nengo's, and the delta is neither stored nor copied.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from nengo.builder.operator import Copy
@@ -28,7 +29,7 @@ class Rewritten:
     n_built: int
 
 
-def rewrite(operators, keep=()) -> Rewritten:
+def rewrite(operators: Iterable, keep: Iterable = ()) -> Rewritten:
     """Rewrite Nengo's operators (see the module docstring).
 
     ``keep`` holds the signals whose value after each step must be Nengo's

@@ -33,7 +33,7 @@ import pkgutil
 
 from .base import KINDS, SKIP, OpKind, lookup, register
 
-__all__ = ["KINDS", "SKIP", "OpKind", "kind", "lookup", "merge_key", "register"]
+__all__ = ["KINDS", "SKIP", "OpKind", "lookup", "merge_key", "register"]
 
 
 def _discover() -> None:
@@ -52,11 +52,6 @@ def merge_key(op, ctx) -> tuple:
     if found is None:
         raise NotImplementedError(f"operator {type(op).__name__} ({op.tag or op})")
     return found.key(op, ctx)
-
-
-def kind(name: str) -> OpKind:
-    """The op kind that plans and lowers groups whose key starts with ``name``."""
-    return KINDS[name]
 
 
 _discover()
