@@ -96,8 +96,9 @@ class Payload:
     op kind (and form), holding what its template places besides the
     accesses and constants, every value ready to place.
 
-    A payload also reads as a mapping of its fields (``values["form"]``,
-    ``values.get("buckets", ())``), for tools and tests that inspect groups.
+    A payload also reads as a mapping of its fields and class constants
+    (``values["form"]``, ``values.get("buckets", ())``; a field that is None
+    is absent), for tools and tests that inspect groups.
     """
 
     def __getitem__(self, name: str):
