@@ -14,26 +14,18 @@ key are mutually independent, so they can run as one vectorised group.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import networkx as nx
-from nengo.builder.operator import (
-    Copy,
-    DotInc,
-    ElementwiseInc,
-    Operator,
-    Reset,
-    SimPyFunc,
-    TimeUpdate,
-)
-from nengo.builder.probe import SimProbe
 from nengo.exceptions import BuildError, NengoException
 from nengo.utils.simulator import validate_ops
 
 from .errors import CompileError, UnsupportedError
+from .ir import KeyContext
+from .kinds import SKIP, merge_key
 
 
 @dataclass(frozen=True)
@@ -56,27 +48,15 @@ class Analysis:
         return sig.base not in self.written
 
 
-@dataclass(frozen=True)
-class KeyContext:
-    """What merge keys may depend on besides the operator itself."""
-
-    written: frozenset
-    dt: float
-
-
-def analyse(operators, dt: float, keep=()) -> Analysis:
+def analyse(operators: Iterable, dt: float, n_ops: int | None = None) -> Analysis:
     """Build the dependency graph and schedule operators into merged groups.
 
-    ``keep`` holds the signals whose value after each step must be Nengo's
-    (the probed ones): rewrites that change when a value is written (learning
-    rules applying their own delta, `lower.learning.fold_rule_copies`) leave
-    them alone.
+    Each operator's merge key comes from its op kind (`nengo_compile.kinds`).
+    ``n_ops`` is the number of operators Nengo built (before the rewrite
+    stage; default: as many as given), for the plan's statistics.
     """
-    from .lower.learning import fold_rule_copies  # op kinds register their merge keys
-
     operators = list(operators)
-    n_ops = len(operators)
-    operators = fold_rule_copies(operators, keep)
+    n_ops = len(operators) if n_ops is None else n_ops
     written = frozenset(sig.base for op in operators for sig in op.sets + op.incs + op.updates)
     ctx = KeyContext(written, dt)
     keys = {}
@@ -211,64 +191,3 @@ def schedule(graph: nx.DiGraph, keys: dict, order: dict) -> tuple:
     if scheduled != sum(1 for op in graph if keys[op] is not SKIP):
         _raise_cycle(graph)  # operators on a cycle never become ready
     return tuple(groups)
-
-
-#: Merge key of operators that do no computation (they only order others).
-SKIP = ("skip",)
-
-
-def _const(sig, ctx) -> bool:
-    return sig.base not in ctx.written
-
-
-@functools.singledispatch
-def merge_key(op: Operator, ctx) -> tuple:
-    """A hashable key; operators with equal keys can be merged.
-
-    The first element names the op kind (and so its lowering); the second is
-    ``"single"`` for operators that never merge. Core operators register here;
-    other op kinds register from their own modules under `nengo_compile.lower`
-    (``@merge_key.register(SimNeurons)``). An operator without a key, or whose
-    key raises `NotImplementedError`, is reported as unsupported.
-    """
-    raise NotImplementedError(f"operator {type(op).__name__} ({_tag(op)})")
-
-
-def _tag(op) -> str:
-    return op.tag or str(op)
-
-
-@merge_key.register(SimProbe)
-def _(op, ctx):
-    return SKIP
-
-
-@merge_key.register(TimeUpdate)
-def _(op, ctx):
-    return ("time", "single")
-
-
-@merge_key.register(Reset)
-def _(op, ctx):
-    return ("reset", "merge")
-
-
-@merge_key.register(Copy)
-def _(op, ctx):
-    return ("copy", "merge", op.inc, _const(op.src, ctx))
-
-
-@merge_key.register(ElementwiseInc)
-def _(op, ctx):
-    return ("elementwise_inc", "merge", _const(op.A, ctx), _const(op.X, ctx))
-
-
-@merge_key.register(DotInc)  # also SparseDotInc and BsrDotInc
-def _(op, ctx):
-    # a constant A; lower/learning.py wraps this key for learned (changing) ones
-    return ("matmul", "merge", _const(op.X, ctx))
-
-
-@merge_key.register(SimPyFunc)
-def _(op, ctx):
-    return ("pyfunc", "single")

@@ -17,8 +17,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import ir
 from .errors import CompileError
-from .lower import ir
 from .write import write
 
 

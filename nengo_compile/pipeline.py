@@ -1,4 +1,4 @@
-"""The compiler: seven stages, in order, and nothing else."""
+"""The compiler: its stages, in order, and nothing else (see ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
@@ -14,19 +14,20 @@ from pathlib import Path
 import nengo
 import numpy as np
 
-from . import __version__
+from . import __version__, ir
 from .analyse import analyse
 from .build import build
 from .errors import CompileError
 from .export import ExportOptions, Staged, export
+from .ir import LowerContext
+from .kinds.process import ProcessStep
 from .load import load
-from .lower import ir, lower
-from .lower.kinds import LowerContext
-from .lower.processes import ProcessStep
+from .lower import lower
 from .plan import PlanStats, plan
 from .render import render
 from .render.runtime import RUNTIMES
-from .translate import Translator
+from .rewrite import rewrite
+from .translate import translate_functions
 from .write import output_paths, write
 
 logger = logging.getLogger("nengo_compile")
@@ -86,31 +87,22 @@ def compile_network(
     timings = {}
     with _stage("build", timings):
         built = build(network, dt=dt, seed=seed, model=model)
+    probed = [sig for _, sig in built.probes]
     with _collector_paused():
+        with _stage("rewrite", timings):
+            rewritten = rewrite(built.operators, keep=probed)
         with _stage("analyse", timings):
-            analysis = analyse(built.operators, built.dt, keep=[sig for _, sig in built.probes])
+            analysis = analyse(rewritten.operators, built.dt, n_ops=rewritten.n_built)
+        with _stage("translate", timings):
+            translation = translate_functions(
+                rewritten.operators, analysis.is_const, enabled=translate
+            )
         with _stage("plan", timings):
-            functions = [getattr(op, "fn", None) for op in built.operators]
-            translator = Translator(translate, [fn for fn in functions if fn is not None])
-            ctx = LowerContext(
-                dt=built.dt,
-                dtype=dtype,
-                is_const=analysis.is_const,
-                translator=translator,
-                check_finite=check_finite,
-            )
-            planned = plan(
-                analysis,
-                ctx,
-                probe_signals=[sig for _, sig in built.probes],
-                special_bases=(built.model.step, built.model.time),
-            )
+            ctx = LowerContext(built.dt, dtype, analysis.is_const, translation=translation)
+            planned = plan(analysis, ctx, probed, (built.model.step, built.model.time))
         with _stage("lower", timings):
-            label = network_name or built.network.label or ""
-            header = _header(source_name, label, planned.stats)
-            program = lower(
-                built, analysis, planned, dtype, header, translator, check_finite=check_finite
-            )
+            header = _header(source_name, network_name or built.network.label or "", planned.stats)
+            program = lower(built, analysis, planned, dtype, header, translation, check_finite)
         with _stage("render", timings):
             source = render(program, module_name, f"{module_name}.npz", runtime)
     # The callables behind the hooks, for whoever runs the module in this process
@@ -142,7 +134,8 @@ def compile_file(
     translate: bool = True,
     exports: ExportOptions | None = None,
 ) -> Compiled:
-    """load -> build -> analyse -> plan -> lower -> render -> [export] -> write.
+    """load -> build -> rewrite -> analyse -> translate -> plan -> lower -> render
+    -> [export] -> write.
 
     ``output=None`` writes no module (only the exports). Nothing is written
     unless every stage succeeds.

@@ -37,7 +37,7 @@ from nengo.utils.numpy import maxint
 from nengo.utils.progress import NoProgressBar, Progress, ProgressTracker
 
 from .errors import CompileError
-from .lower.processes import ProcessStep
+from .kinds.process import ProcessStep
 from .pipeline import compile_network
 from .write import write
 

@@ -198,6 +198,7 @@ def test_hostile_labels_are_data(tmp_path, capsys, monkeypatch):
         "Mapping",  # from collections.abc
         "concurrent.futures",
         "contextlib",
+        "hashlib",
         "inspect",
         "os",
         "shutil",

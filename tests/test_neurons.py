@@ -15,7 +15,7 @@ import pytest
 
 from nengo_compile import compile_network
 from nengo_compile.cli import main
-from nengo_compile.lower.neuron_stubs import NotSelfContained, rebuild_step
+from nengo_compile.kinds.neuron_stubs import NotSelfContained, rebuild_step
 from nengo_compile.neurons import SoftLIFRate
 
 from .conftest import ROOT, assert_ruff_formatted, compile_and_load, import_module, reference

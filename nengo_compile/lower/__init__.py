@@ -1,8 +1,7 @@
 """Stage 5, lower: merged groups become Nengo-free IR (`ir.Program`).
 
-Each group is lowered by its op kind (registries in `kinds`, `neurons`, `conv`,
-`synapses`, `learning`, `processes`); probes and hooks are named here, and the state blocks
-get their initial values.
+Each group is lowered by its op kind (`nengo_compile.kinds`); probes and hooks
+are named here, and the state blocks get their initial values.
 """
 
 from __future__ import annotations
@@ -16,17 +15,15 @@ from pathlib import Path
 import nengo
 import numpy as np
 
+from .. import ir
+from ..analyse import Analysis
+from ..build import Built
+from ..ir import KeyContext, LowerContext
+from ..kinds import KINDS, merge_key, neuron_stubs
+from ..kinds.base import Params
 from ..names import Namespace
-from . import (  # noqa: F401  (register their kinds)
-    conv,
-    ir,
-    learning,
-    neuron_stubs,
-    neurons,
-    processes,
-    synapses,
-)
-from .kinds import KINDS, LowerContext, Params
+from ..plan import Plan
+from ..translate import Translation
 
 
 class TranslationWarning(UserWarning):
@@ -34,8 +31,16 @@ class TranslationWarning(UserWarning):
 
 
 def lower(
-    built, analysis, plan, dtype: str, header: dict, translator=None, check_finite=False
+    built: Built,
+    analysis: Analysis,
+    plan: Plan,
+    dtype: str,
+    header: dict,
+    translation: Translation | None = None,
+    check_finite: bool = False,
 ) -> ir.Program:
+    """The lowered program: every planned group lowered by its kind, the
+    state blocks with their initial values, the probes and the hooks named."""
     params = Params(dtype)
     for name, array in plan.index_params.items():
         params.arrays[name] = array
@@ -47,7 +52,7 @@ def lower(
         is_const=analysis.is_const,
         names=describe.op,
         hooks=hooks,
-        translator=translator,
+        translation=translation,
         check_finite=check_finite,
     )
     groups = []
@@ -58,12 +63,12 @@ def lower(
         if group.kind in ("pyfunc", "process_hook"):
             op = group.ops[0]
             if lowered.template == KINDS["pyfunc"].template:
-                hooks[op] = replace(hooks[op], index=index, reason=lowered.values["reason"])
+                hooks[op] = replace(hooks[op], index=index, reason=lowered.values.reason)
             else:  # translated: no Python left, but a source node stays an input
                 hooks[op] = replace(hooks[op], index=index, translated=True)
             if group.kind == "process_hook":
                 python_processes.add(op)
-    translating = translator is not None and translator.enabled
+    translating = translation is not None and translation.enabled
     for op, hook in sorted(hooks.items(), key=lambda item: item[1].index):
         if not hook.translated and (translating or op in python_processes):
             warnings.warn(
@@ -242,10 +247,7 @@ def _process_hook(op, model, network, names, dt) -> ir.Hook:
 
 def _key_reason(op, dt) -> str:
     """Why a process stays Python: the reason its merge key recorded."""
-    from ..analyse import KeyContext
-    from .synapses import process_key
-
-    return process_key(op, KeyContext(frozenset(), dt))[2]
+    return merge_key(op, KeyContext(frozenset(), dt))[2]
 
 
 def _label(obj) -> str:

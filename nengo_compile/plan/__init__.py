@@ -20,10 +20,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .. import ir
 from ..analyse import Analysis
 from ..errors import UnsupportedError
-from ..lower import ir
-from ..lower.kinds import KINDS, Resolved, elements
+from ..ir import LowerContext, Resolved
+from ..kinds import KINDS
+from ..kinds.base import elements
 
 #: a read split into more pieces than this (a repeated slice counting once)
 #: becomes one gather ...
@@ -266,7 +268,7 @@ class Placement:
         return pieces
 
 
-def plan(analysis: Analysis, ctx, probe_signals=(), special_bases=()) -> Plan:
+def plan(analysis: Analysis, ctx: LowerContext, probe_signals=(), special_bases=()) -> Plan:
     """Lay out the state and resolve every group's and probe's accesses.
 
     ``special_bases`` (Nengo's ``step`` and ``time``) are never placed: the

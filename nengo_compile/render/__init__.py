@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jinja2
 
-from ..lower import ir
+from .. import ir
 from .runtime import runtime_source
 
 TEMPLATES_PACKAGE = Path(__file__).resolve().parent.parent / "templates"  # installed wheel
@@ -140,12 +140,6 @@ def environment() -> jinja2.Environment:
     return env
 
 
-#: generated code that draws random numbers (not portable to TFLite or ONNX)
-RANDOM_OPS = ("tf.random.", "tf.raw_ops.StatelessRandom")
-#: operations that XLA has no kernel for
-NO_XLA_OPS = ("tf.random.stateless_poisson",)
-
-
 def _tidy(body: str) -> str:
     """A group's body without blank lines or trailing spaces."""
     return "\n".join(line.rstrip() for line in body.splitlines() if line.strip())
@@ -179,16 +173,10 @@ def render(program: ir.Program, module_name: str, params_file: str, runtime: str
         _tidy(env.get_template(f"ops/{group.template}").render(g=group, program=program))
         for group in program.groups
     ]
-    random_groups = [
-        f"group {group.index}: {group.title}"
-        for group, body in zip(program.groups, bodies)
-        if any(marker in body for marker in RANDOM_OPS)
-    ]
-    no_xla_groups = [
-        f"group {group.index}: {group.title}"
-        for group, body in zip(program.groups, bodies)
-        if any(marker in body for marker in NO_XLA_OPS)
-    ]
+    # set by each group's op kind: draws random numbers (not portable to
+    # TFLite or ONNX); has an operation without an XLA kernel
+    random_groups = [f"group {g.index}: {g.title}" for g in program.groups if g.random]
+    no_xla_groups = [f"group {g.index}: {g.title}" for g in program.groups if g.no_xla]
     return env.get_template("module.py.j2").render(
         program=program,
         bodies=bodies,

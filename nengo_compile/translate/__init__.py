@@ -22,16 +22,27 @@ import ast
 import functools
 import inspect
 import types
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from nengo.builder.operator import SimPyFunc
+from nengo.builder.signal import Signal
 
 from . import emit, library, source
 from . import expr as E
 from .convert import Converter, Function, Result
 from .expr import Untranslatable
 
-__all__ = ["Translated", "NotTranslated", "Translator", "Untranslatable", "translate"]
+__all__ = [
+    "NotTranslated",
+    "Translated",
+    "Translation",
+    "Translator",
+    "Untranslatable",
+    "translate",
+    "translate_functions",
+]
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,52 @@ class Emitted:
 
     lines: tuple
     state: tuple  # per state variable: (name, read role, write role, shape code, tf dtype)
+
+
+@dataclass(frozen=True)
+class Translation:
+    """The translate stage's result: every ``SimPyFunc`` operator's function
+    translated, or why not; and the state of the translated functions (an
+    attribute the function assigns), as signals of their own that the planner
+    lays out like any other."""
+
+    enabled: bool  # False with --no-translate: every function stays a hook
+    results: Mapping  # SimPyFunc op -> Translated | NotTranslated
+    signals: Mapping  # (op, attribute) -> nengo Signal, its state
+
+    def of(self, op) -> tuple:
+        """``(Translated, "")``, or ``(None, reason)`` for a function that stays a hook."""
+        result = self.results[op]
+        if isinstance(result, NotTranslated):
+            return None, result.reason
+        return result, ""
+
+
+def translate_functions(operators, is_const: Callable, *, enabled: bool = True) -> Translation:
+    """Stage: translate the function of every ``SimPyFunc`` operator (a Node
+    or connection function). ``is_const(signal)`` says whether an input never
+    changes (its value is then part of the translation)."""
+    operators = list(operators)
+    functions = [getattr(op, "fn", None) for op in operators]
+    translator = Translator(enabled, [fn for fn in functions if fn is not None])
+    results, signals = {}, {}
+    for op in operators:
+        if not isinstance(op, SimPyFunc):
+            continue
+        x_value = None
+        if op.x is not None and is_const(op.x):
+            x_value = np.asarray(op.x.initial_value, dtype=np.float64)
+        result = results[op] = translator.get(
+            op,
+            op.fn,
+            takes_t=op.t is not None,
+            x_shape=None if op.x is None else op.x.shape,
+            x_value=x_value,
+            size_out=0 if op.output is None else op.output.size,
+        )
+        for var in getattr(result, "state", ()):
+            signals[op, var.attr] = Signal(var.initial, name=f"node state self.{var.attr}")
+    return Translation(enabled, results, signals)
 
 
 def translate(fn, *, takes_t: bool, x_shape=None, x_value=None, size_out: int) -> Translated:
@@ -246,7 +303,6 @@ class Translator:
     def __init__(self, enabled: bool = True, functions=()):
         self.enabled = enabled
         self.results = {}
-        self.signals = {}  # (op, attr) -> state signal (made by the op kind)
         owners = {}
         for fn in functions:  # objects whose state several nodes may share
             obj = _owner(fn)

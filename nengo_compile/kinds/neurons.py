@@ -11,7 +11,7 @@ Lookup is by exact type, not through the MRO: a subclass may change ``step``
 (``AdaptiveLIF`` subclasses ``LIF``), so it needs its own template. A subclass
 that only inherits a registered type's ``step`` (and its state) runs that
 type's template. Types without a template become NumPy stubs
-(`nengo_compile.lower.neuron_stubs`).
+(`nengo_compile.kinds.neuron_stubs`).
 
 The rate-to-spike wrappers (``RegularSpiking``, ``StochasticSpiking``,
 ``PoissonSpiking``) are built by Nengo as two operators: the base type's
@@ -23,17 +23,18 @@ the spiking part, so a wrapper works with any base type the compiler handles.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import nengo
 import numpy as np
 from nengo.builder.neurons import SimNeurons
 
-from ..analyse import merge_key
+from .. import ir
+from ..ir import AccessRequest
 from ..neurons import SoftLIFRate
-from . import ir, neuron_stubs
-from .kinds import AccessRequest, OpKind, op_order_values, register, seg
+from .base import OpKind, op_order_values, register, seg
+from .neuron_stubs import stub_key
 
 
 @dataclass(frozen=True)
@@ -43,21 +44,41 @@ class NeuronLowering:
     state: tuple
     constants: Callable  # (neuron_type, dt) -> {name: float}
     options: Callable | None = None  # neuron_type -> {name: hashable}
+    random: bool = False  # its template draws random numbers
+    no_xla: bool = False  # its template has an operation without an XLA kernel
 
 
 NEURONS: dict = {}
 
 
-def neuron(cls, template, state=(), options=None):
-    """Decorator registering the constants function of a neuron type."""
+def neuron(cls, template, state=(), options=None, *, random=False, no_xla=False):
+    """Decorator registering the constants function of a neuron type: its
+    template is ``templates/neurons/<template>.py.j2``, ``state`` the Nengo
+    state names it reads and sets, ``options`` a function giving template
+    options; ``random``: the template draws random numbers; ``no_xla``: it
+    has an operation without an XLA kernel."""
 
     def decorate(fn):
         NEURONS[cls] = NeuronLowering(
-            cls.__name__, f"neurons/{template}.py.j2", tuple(state), fn, options
+            cls.__name__, f"neurons/{template}.py.j2", tuple(state), fn, options, random, no_xla
         )
         return fn
 
     return decorate
+
+
+@dataclass(frozen=True)
+class Neurons(ir.Payload):
+    """What a neuron template may read besides the group's constants (one
+    local each) and state (one local per name in ``state``, plus ``J``):
+    ``dt`` (placed as ``dt``, a float literal), ``options`` and the group's
+    random ``salt``."""
+
+    neuron_template: str
+    state: tuple
+    dt: float
+    options: Mapping
+    salt: int
 
 
 def lowering_for(neuron_type) -> NeuronLowering | None:
@@ -80,14 +101,6 @@ def _options(lowering, neuron_type) -> tuple:
     if lowering.options is None:
         return ()
     return tuple(sorted(lowering.options(neuron_type).items()))
-
-
-@merge_key.register(SimNeurons)
-def _(op, ctx):
-    lowering = lowering_for(op.neurons)
-    if lowering is None:
-        return neuron_stubs.stub_key(op)
-    return ("neurons", "merge", lowering.name, *_options(lowering, op.neurons))
 
 
 # ---- rate types
@@ -185,12 +198,12 @@ def _(n, dt):
     return {"amplitude_over_dt": n.amplitude / dt}
 
 
-@neuron(nengo.StochasticSpiking, "stochastic_spiking", options=_wrapper_options)
+@neuron(nengo.StochasticSpiking, "stochastic_spiking", options=_wrapper_options, random=True)
 def _(n, dt):
     return {"amplitude_over_dt": n.amplitude / dt}
 
 
-@neuron(nengo.PoissonSpiking, "poisson_spiking", options=_wrapper_options)
+@neuron(nengo.PoissonSpiking, "poisson_spiking", options=_wrapper_options, random=True, no_xla=True)
 def _(n, dt):
     return {"amplitude_over_dt": n.amplitude / dt}
 
@@ -201,13 +214,23 @@ def _title(neuron_type) -> str:
     return f"{name}({type(base).__name__})" if base is not None else name
 
 
-@register
+@register(SimNeurons)
 class NeuronsKind(OpKind):
-    """SimNeurons: ``output, *state = neuron_type.step(dt, J, *state)``."""
+    """SimNeurons: ``output, *state = neuron_type.step(dt, J, *state)``.
+
+    Its key merges operators of one registered neuron type (and options); a
+    type without a lowering is a ``neuron_stub`` (`neuron_stubs`).
+    """
 
     name = "neurons"
     template = "neurons.py.j2"
     rank = 1
+
+    def key(self, op, ctx):
+        lowering = lowering_for(op.neurons)
+        if lowering is None:
+            return stub_key(op)
+        return ("neurons", "merge", lowering.name, *_options(lowering, op.neurons))
 
     def accesses(self, ops, ctx):
         lowering = lowering_for(ops[0].neurons)
@@ -251,11 +274,13 @@ class NeuronsKind(OpKind):
             reads=reads,
             writes=writes,
             consts=consts,
-            values={
-                "neuron_template": lowering.template,
-                "state": lowering.state,
-                "dt": ctx.dt,
-                "options": dict(_options(lowering, neuron_type)),
-                "salt": index,  # distinguishes this group's random draws
-            },
+            values=Neurons(
+                neuron_template=lowering.template,
+                state=lowering.state,
+                dt=ctx.dt,
+                options=dict(_options(lowering, neuron_type)),
+                salt=index,  # distinguishes this group's random draws
+            ),
+            random=lowering.random,
+            no_xla=lowering.no_xla,
         )

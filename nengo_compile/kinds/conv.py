@@ -18,25 +18,14 @@ grouped kernels (the filter has ``in_channels // groups`` input channels).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from nengo.builder.transforms import GeneralConvInc
 
-from ..analyse import merge_key
-from . import ir
-from .kinds import AccessRequest, OpKind, const_values, register, seg
-
-
-@merge_key.register(GeneralConvInc)  # ConvInc and ConvTransposeInc
-def _(op, ctx):
-    name = type(op.conv).__name__
-    if op.W.base in ctx.written:
-        raise NotImplementedError(f"{name} with a changing kernel ({op.tag or op})")
-    if op.conv.dimensions > 2:
-        raise NotImplementedError(
-            f"{name} with {op.conv.dimensions} spatial dimensions ({op.tag or op}); "
-            "only 1-D and 2-D convolutions are supported (as in nengo.Simulator)"
-        )
-    return ("conv", "single")
+from .. import ir
+from ..ir import AccessRequest
+from .base import OpKind, const_values, register, seg, tag
 
 
 def _to_channels_last(dims: int) -> tuple:
@@ -63,13 +52,39 @@ def constant_increment(op) -> np.ndarray:
     return y
 
 
-@register
+@dataclass(frozen=True)
+class Convolution(ir.Payload):
+    """The shapes and options of one convolution; ``to_last``/``from_last``:
+    the transpositions to and from channels-last (None: it is channels-last)."""
+
+    input_shape: tuple
+    to_last: tuple | None
+    from_last: tuple | None
+    transpose: bool
+    output_shape: tuple  # conv_transpose's, channels last, without the batch
+    strides: tuple
+    padding: str
+    size_out: int
+
+
+@register(GeneralConvInc)  # ConvInc and ConvTransposeInc
 class ConvKind(OpKind):
     """ConvInc, ConvTransposeInc: ``Y += conv(W, X)`` (one operator a group)."""
 
     name = "conv"
     template = "conv.py.j2"
     rank = 8  # like matmul: read the input where its producers put it
+
+    def key(self, op, ctx):
+        name = type(op.conv).__name__
+        if op.W.base in ctx.written:
+            raise NotImplementedError(f"{name} with a changing kernel ({tag(op)})")
+        if op.conv.dimensions > 2:
+            raise NotImplementedError(
+                f"{name} with {op.conv.dimensions} spatial dimensions ({tag(op)}); "
+                "only 1-D and 2-D convolutions are supported (as in nengo.Simulator)"
+            )
+        return ("conv", "single")
 
     def accesses(self, ops, ctx):
         (op,) = ops
@@ -100,7 +115,7 @@ class ConvKind(OpKind):
 
         dims = conv.dimensions
         out = conv.output_shape
-        values = dict(
+        values = Convolution(
             input_shape=conv.input_shape.shape,
             to_last=None if conv.channels_last else _to_channels_last(dims),
             from_last=None if conv.channels_last else _to_channels_first(dims),

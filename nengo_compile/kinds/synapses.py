@@ -14,14 +14,14 @@ is the same:
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
-from nengo.builder.processes import SimProcess
 from nengo.synapses import LinearFilter, Triangle
 
-from ..analyse import merge_key
-from . import ir
-from .kinds import AccessRequest, OpKind, op_order_values, register, seg
+from .. import ir
+from ..ir import AccessRequest
+from .base import OpKind, op_order_values, register, seg
 
 #: discrete state-space matrices by filter parameters and dt: a model's many
 #: equal synapses (every Lowpass(0.005)) are discretised once
@@ -63,44 +63,42 @@ def _find_step_class(op, dt):
     raise NotImplementedError(f"linear filter {op.process} has an unexpected form")
 
 
-@merge_key.register(SimProcess)
-def process_key(op, ctx) -> tuple:
-    """Synapses merge by step form and order; other processes are looked up in
-    `PROCESS_KEYS` (by exact process type)."""
-    process = op.process
-    if isinstance(process, LinearFilter):
-        if op.input is None:
-            raise NotImplementedError(f"linear filter without input ({op.tag})")
-        name, (A, _, _, _) = _step_class(op, ctx.dt)
-        return ("linear_filter", "merge", op.mode, name, len(A))
-    if isinstance(process, Triangle):
-        return ("triangle", "single")
-    try:
-        for cls in type(process).__mro__:
-            if cls in PROCESS_KEYS:
-                return PROCESS_KEYS[cls](op, ctx)
-        raise NotImplementedError(f"a process of type {type(process).__name__}")
-    except NotImplementedError as exc:
-        # Python code, like a Node function: a hook that runs Nengo's own step
-        return ("process_hook", "single", str(exc))
-
-
-#: process type -> merge key function, for processes other than synapses
-PROCESS_KEYS: dict = {}
-
-
-def _state_order(op):
+def state_order(op):
     """X is (k, n) in Nengo; we lay it out as (n, k) so a group is [N, k]."""
     k = op.state["X"].shape[0]
     n = op.output.size
     return np.arange(k * n).reshape(k, n).T.reshape(-1)
 
 
-@register
+@dataclass(frozen=True)
+class FilterStep(ir.Payload):
+    """A group of filters of one step form (``templates/ops/_filter.py.j2``):
+    its state is read as ``[batch, size * order]`` and stepped as
+    ``[batch, size, order]``. ``read_in_reshape``: the state is read inside
+    the reshape (one statement; the form filtered noise has always had)."""
+
+    step: str  # "NoX", "OneX", "NoD" or "General"
+    size: int
+    order: int
+    flat_size: int  # size * order
+    read_in_reshape: bool = False
+
+
+@register(LinearFilter)  # Lowpass, Alpha, ...
 class LinearFilterKind(OpKind):
+    """Nengo's LinearFilter, stepped in the form Nengo picks (module docstring);
+    filters merge by step form and order."""
+
     name = "linear_filter"
     template = "linear_filter.py.j2"
     rank = 2
+    hook_fallback = False  # a filter we cannot compile is an error, not a hook
+
+    def key(self, op, ctx):
+        if op.input is None:
+            raise NotImplementedError(f"linear filter without input ({op.tag})")
+        name, (A, _, _, _) = _step_class(op, ctx.dt)
+        return ("linear_filter", "merge", op.mode, name, len(A))
 
     def accesses(self, ops, ctx):
         mode = {"update": "update", "set": "set", "inc": "inc"}[ops[0].mode]
@@ -110,7 +108,7 @@ class LinearFilterKind(OpKind):
         ]
         step, _ = _step_class(ops[0], ctx.dt)
         if step != "NoX":
-            segments = tuple(seg(op.state["X"], _state_order(op)) for op in ops)
+            segments = tuple(seg(op.state["X"], state_order(op)) for op in ops)
             requests.append(AccessRequest("X", "read", segments))
             requests.append(AccessRequest("X_new", "set", segments))
         return requests
@@ -137,7 +135,7 @@ class LinearFilterKind(OpKind):
             reads=reads,
             writes=writes,
             consts=consts,
-            values={"step": step, "order": k, "size": size, "flat_size": size * k},
+            values=FilterStep(step, size, k, size * k),
         )
 
 
@@ -184,13 +182,27 @@ def _per_element_matrix(params, prefix, out, values, width, size):
     return ir.Const(param=params.add(prefix, full.reshape((size,) + tuple(width))))
 
 
-@register
+@dataclass(frozen=True)
+class TriangleTaps(ir.Payload):
+    """The FIR state ``X``, read as ``[batch, flat_size]``, stepped as
+    ``[batch, size, n_taps]``."""
+
+    n_taps: int
+    size: int
+    flat_size: int  # size * n_taps
+
+
+@register(Triangle)
 class TriangleKind(OpKind):
     """Triangle FIR filter (one operator per group)."""
 
     name = "triangle"
     template = "triangle.py.j2"
     rank = 2
+    hook_fallback = False
+
+    def key(self, op, ctx):
+        return ("triangle", "single")
 
     def accesses(self, ops, ctx):
         (op,) = ops
@@ -223,5 +235,5 @@ class TriangleKind(OpKind):
                 **{name: acc[f"{name}_new"].access for name in ("Y", "X", "Xi")},
             },
             consts={"n0": ir.Const(value=float(n0)), "ndiff": ir.Const(value=float(ndiff))},
-            values={"n_taps": n_taps, "size": op.output.size, "flat_size": n_taps * op.output.size},
+            values=TriangleTaps(n_taps, op.output.size, n_taps * op.output.size),
         )

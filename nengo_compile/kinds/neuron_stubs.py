@@ -28,14 +28,15 @@ import math
 import numbers
 import textwrap
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from .. import ir
+from ..ir import AccessRequest
 from ..names import Namespace
-from . import ir
-from .kinds import AccessRequest, OpKind, register, seg
+from .base import OpKind, register, seg
 
 #: builtins a self-contained step may call
 BUILTINS = frozenset(
@@ -127,7 +128,16 @@ def stub_key(op) -> tuple:
     return ("neuron_stub", "single")
 
 
-@register
+@dataclass(frozen=True)
+class Stub(ir.Payload):
+    """The stub function the group calls, and the roles of its state (in
+    Nengo's order), read and set around the call."""
+
+    stub: ir.NeuronStub
+    roles: tuple
+
+
+@register()
 class NeuronStubKind(OpKind):
     """SimNeurons without a template: ``step`` in NumPy through ``tf.numpy_function``."""
 
@@ -157,7 +167,7 @@ class NeuronStubKind(OpKind):
             (ctx.names(op),),
             reads={"J": acc["J"].access, **{r: acc[r].access for r in roles}},
             writes={"output": acc["output"].access, **{r: acc[f"{r}_new"].access for r in roles}},
-            values={"stub": make_stub(op.neurons, tuple(op.state)), "roles": tuple(roles)},
+            values=Stub(make_stub(op.neurons, tuple(op.state)), tuple(roles)),
         )
 
 
@@ -189,7 +199,7 @@ def name_stubs(groups) -> tuple:
     ``"Name (file.py:12)"`` is then their key in ``STUBS`` and ``neuron_steps``.
     """
     names = Namespace()
-    found = [g.values["stub"] for g in groups if g.kind == NeuronStubKind.name]
+    found = [g.values.stub for g in groups if g.kind == NeuronStubKind.name]
     sources = {}  # type name -> where each class of that name is defined
     for stub in found:
         sources.setdefault(stub.type_name, {})[stub.source] = None
@@ -197,14 +207,14 @@ def name_stubs(groups) -> tuple:
     out = []
     for group in groups:
         if group.kind == NeuronStubKind.name:
-            stub = group.values["stub"]
+            stub = group.values.stub
             if stub not in stubs:
                 type_name = stub.type_name
                 if len(sources[type_name]) > 1:  # two classes of one name: tell them apart
                     type_name = f"{type_name} ({stub.source})"
                 name = names.name(f"stub_{stub.type_name}", "stub")
                 stubs[stub] = replace(stub, name=name, type_name=type_name)
-            group = replace(group, values={**group.values, "stub": stubs[stub]})
+            group = replace(group, values=replace(group.values, stub=stubs[stub]))
         out.append(group)
     warned = set()
     for stub in stubs.values():

@@ -1,13 +1,21 @@
-"""The lowered intermediate representation: plain data, no Nengo objects.
+"""The IR: the dataclasses that the stages hand each other.
 
-The renderer reads only these classes. Every number a template places has been
-computed here (or in the plan): slice bounds, parameter names, constants.
+Every stage may import this module; it imports nothing of the package. Two
+parts:
+
+* the lowered program (`Program`, `Group`, `Access`, `Piece`, `Const`, ...):
+  plain data, no Nengo objects; the renderer reads only these classes. Every
+  number a template places has been computed in Python (in the plan or by the
+  op kind): slice bounds, parameter names, constants;
+* what the planner and the op kinds exchange (`AccessRequest`, `Resolved`,
+  `KeyContext`, `LowerContext`): these may hold Nengo signals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 #: How a read or write touches one state block.
 WHOLE, SLICE, GATHER = "whole", "slice", "gather"
@@ -37,6 +45,16 @@ class Piece:
     def block(self) -> str:
         return self.blocks[0]
 
+    @property
+    def one_block(self) -> bool:
+        """The piece lies in one block (a gather may read several)."""
+        return len(self.blocks) == 1
+
+    @property
+    def repeated(self) -> bool:
+        """A read of the same elements several times side by side."""
+        return self.repeat > 1
+
 
 @dataclass(frozen=True)
 class Access:
@@ -49,6 +67,16 @@ class Access:
     @property
     def single(self) -> bool:
         return len(self.pieces) == 1
+
+    @property
+    def op(self) -> str:
+        """How a write stores its value: ``"inc"`` (adds) or ``"set"``."""
+        return "inc" if self.mode == "inc" else "set"
+
+    @property
+    def whole_values(self) -> tuple:
+        """Per piece: True where the piece takes the whole computed value."""
+        return tuple(p.value_ranges == ((0, self.size),) for p in self.pieces)
 
 
 @dataclass(frozen=True)
@@ -63,13 +91,46 @@ class Const:
         return self.param is None
 
 
+class Payload:
+    """Base of the typed payloads of lowered groups: one frozen dataclass per
+    op kind (and form), holding what its template places besides the
+    accesses and constants, every value ready to place.
+
+    A payload also reads as a mapping of its fields and class constants
+    (``values["form"]``, ``values.get("buckets", ())``; a field that is None
+    is absent), for tools and tests that inspect groups.
+    """
+
+    def __getitem__(self, name: str):
+        if name not in self:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __contains__(self, name) -> bool:
+        return isinstance(name, str) and hasattr(self, name) and getattr(self, name) is not None
+
+    def get(self, name: str, default=None):
+        return self[name] if name in self else default
+
+    def keys(self) -> list:
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
+
+@dataclass(frozen=True)
+class Empty(Payload):
+    """The payload of a kind whose template needs only accesses and constants."""
+
+
 @dataclass(frozen=True)
 class Group:
     """One merged group of operators, lowered.
 
     ``template`` names the op template under ``templates/ops/``; ``reads`` and
     ``writes`` map its roles to accesses; ``consts`` its constant operands;
-    ``values`` anything else the template places (all computed in Python).
+    ``values`` the kind's typed payload (a `Payload`: everything else the
+    template places, computed in Python). ``random`` and ``no_xla`` say
+    whether the group draws random numbers (not portable to TFLite or ONNX)
+    and whether it has an operation without an XLA kernel: set by its kind.
     """
 
     index: int
@@ -80,7 +141,9 @@ class Group:
     reads: Mapping = field(default_factory=dict)
     writes: Mapping = field(default_factory=dict)
     consts: Mapping = field(default_factory=dict)
-    values: Mapping = field(default_factory=dict)
+    values: Payload = field(default_factory=Empty)
+    random: bool = False
+    no_xla: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,7 +186,7 @@ class Hook:
 
 @dataclass(frozen=True)
 class NeuronStub:
-    """A neuron type without a template, run in NumPy (see `lower.neuron_stubs`).
+    """A neuron type without a template, run in NumPy (see `kinds.neuron_stubs`).
 
     ``body`` holds the lines of its ``step`` method rebuilt from the syntax
     tree (parameters as constants), or is empty when the step is not
@@ -164,3 +227,51 @@ class Program:
     params: Mapping  # name -> np.ndarray (already in its final dtype)
     header: Mapping  # provenance lines for the module header
     stubs: tuple = ()  # NeuronStub, one per distinct stub function
+
+
+# ---- what the planner and the op kinds exchange ------------------------------
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """One role of a group: the state elements each operator touches.
+
+    ``per_op[i]`` is a tuple of ``(base_signal, flat_indices)`` segments for
+    the i-th operator. If ``order_free``, the lowering can take the elements in
+    any order (the planner sorts them by position and removes duplicates).
+    """
+
+    role: str
+    mode: str  # "read", "set", "inc" or "update"
+    per_op: tuple
+    order_free: bool = False
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The planner's answer for one role: the access, and where each
+    operator's elements sit in the accessed value."""
+
+    access: Access
+    op_positions: tuple  # per op: np.ndarray of positions in the value
+
+
+@dataclass(frozen=True)
+class KeyContext:
+    """What merge keys may depend on besides the operator itself."""
+
+    written: frozenset
+    dt: float
+
+
+@dataclass(frozen=True)
+class LowerContext:
+    """What op kinds may consult to plan and lower a group."""
+
+    dt: float
+    dtype: str
+    is_const: Callable  # Signal -> bool
+    names: Callable | None = None  # op -> short description
+    hooks: Mapping | None = None  # SimPyFunc op -> Hook
+    check_finite: bool = False  # translated functions check their output is finite
+    translation: Any = None  # nengo_compile.translate.Translation (None: no translation)

@@ -14,7 +14,8 @@ kinds; this module adds:
   ``Y += A @ X`` as a batched matrix-vector product;
 * one kind per rule, with the rule's arithmetic written in Nengo's order of
   operations (so float64 results agree to rounding);
-* `fold_rule_copies`, run by the analysis: where nothing but the Copy reads
+* the rules' operands, for the rewrite stage (`nengo_compile.rewrite`,
+  `fold_rule_copies`): where nothing but the Copy reads
   the delta and no probe reads it, the rule only saves its (vector) operands,
   and the Copy's place computes the delta from them and adds it to the matrix
   (`AppliedRule`): every value anyone sees is Nengo's, and the delta, a
@@ -28,133 +29,27 @@ arrays shaped to broadcast over that layout.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 from nengo.builder.learning_rules import SimBCM, SimOja, SimPES, SimRLS, SimVoja
-from nengo.builder.operator import BsrDotInc, Copy, DotInc, Operator, SparseDotInc
-from nengo.builder.signal import Signal
 
-from ..analyse import merge_key
-from . import ir
-from .kinds import KINDS, AccessRequest, OpKind, register, seg
-
-#: the key of DotInc with a constant matrix (analyse.py); we wrap it below
-_constant_matrix_key = merge_key.dispatch(DotInc)
+from .. import ir
+from ..ir import AccessRequest
+from ..operators import AppliedRule
+from .base import KINDS, OpKind, is_const, register, seg, tag
 
 
-def _const(sig, ctx) -> bool:
-    return sig.base not in ctx.written
+@dataclass(frozen=True)
+class Batched(ir.Payload):
+    """Per role: its shape as a group holds it (``"[batch, k, *shape]"``) and
+    its size per batch row; ``applied``: the rule adds its delta to the
+    matrix itself (`AppliedRule`)."""
 
-
-def _tag(op) -> str:
-    return op.tag or str(op)
-
-
-@merge_key.register(DotInc)
-def dot_inc_key(op, ctx) -> tuple:
-    """DotInc: a constant matrix merges into one matmul (`MatMulKind`); a
-    learned one is a `LearnedMatMulKind`, merged with others of its shape."""
-    if _const(op.A, ctx):
-        return _constant_matrix_key(op, ctx)
-    if isinstance(op, (SparseDotInc, BsrDotInc)):
-        raise NotImplementedError(f"sparse DotInc with a learned matrix ({_tag(op)})")
-    if op.A.ndim != 2:
-        raise NotImplementedError(f"DotInc with a learned {op.A.ndim}-D matrix ({_tag(op)})")
-    return KINDS[LearnedMatMulKind.name].key(op, ctx)
-
-
-class AppliedRule(Operator):
-    """A learning rule computed where Nengo's ``Copy(delta, matrix, inc=True)``
-    runs (at the start of the step after the rule's), from the rule's operands
-    as the rule saw them (``operands``: the rule's attribute -> a snapshot
-    signal, or the matrix itself, which nothing changes in between): it adds
-    the delta to the matrix, ``target``, without storing it."""
-
-    def __init__(self, rule, copy, operands):
-        super().__init__(tag=rule.tag)
-        self.rule = rule
-        self.target = copy.dst
-        self.operands = operands
-        self.sets = []
-        self.incs = [copy.dst]
-        # its own reads of the matrix (Oja, Voja) are not dependencies: the
-        # increment already orders it before every other read
-        self.reads = [sig for sig in operands.values() if sig.base is not copy.dst.base]
-        self.updates = []
-
-    @property
-    def _descstr(self):
-        return f"{self.rule._descstr}, added to {self.target}"
-
-
-class Snapshot(Copy):
-    """``dst = src`` as an update: it runs after every read of ``dst`` (which
-    keeps a learning rule's operand for `AppliedRule` in the next step)."""
-
-    def __init__(self, src, dst, tag=None):
-        super().__init__(src, dst, tag=tag)
-        self.sets, self.updates = [], [dst]
-
-    @property
-    def dst(self):
-        return self.updates[0]
-
-
-def _snapshot(rule, sig, attr) -> Snapshot:
-    saved = Signal(shape=sig.shape, name=f"{sig.name} (for {type(rule).__name__}, next step)")
-    return Snapshot(sig, saved, tag=f"{type(rule).__name__} keeps {attr} for the next step")
-
-
-def fold_rule_copies(operators, keep=()) -> list:
-    """Defer each learning rule to the Copy that adds its delta to the matrix.
-
-    Nengo's rule computes a delta, a matrix-sized signal kept until the next
-    step's Copy adds it to the matrix. Where nothing else reads the delta and
-    no probe reads it (``keep``), the rule instead saves its operands (vectors:
-    filtered activities, errors; the matrix itself is unchanged until then),
-    and an `AppliedRule` at the Copy's place computes the delta from them and
-    adds it: every value anyone sees is Nengo's, and the delta is never stored.
-    RLS changes its own state as it computes, so it keeps Nengo's form.
-    """
-    if not any(type(op) in RULES for op in operators):
-        return operators
-    kept = {sig.base for sig in keep}
-    readers, writers = {}, {}
-    for op in operators:
-        for sig in op.reads + op.incs:  # an increment reads the old value
-            readers.setdefault(sig.base, []).append(op)
-        for sig in op.sets + op.incs + op.updates:
-            writers.setdefault(sig.base, []).append(op)
-    replaced = {}
-    for op in operators:
-        kind = RULES.get(type(op))
-        if kind is None or kind.state:
-            continue
-        delta = op.delta
-        copy, *others = readers.get(delta.base, [None])
-        if (
-            others
-            or not isinstance(copy, Copy)
-            or not copy.inc
-            or copy.src is not delta
-            or copy.src_slice is not None
-            or copy.dst_slice is not None
-            or copy.dst.shape != delta.shape
-            or writers[delta.base] != [op]
-            or delta.base in kept
-            or any(sig.base is copy.dst.base for sig in op.updates)
-        ):
-            continue
-        operands, snapshots = {}, []
-        for _, attr in kind.operands:
-            sig = getattr(op, attr)
-            if sig.base is copy.dst.base:
-                operands[attr] = sig
-            else:
-                snapshots.append(_snapshot(op, sig, attr))
-                operands[attr] = snapshots[-1].dst
-        replaced[op] = snapshots
-        replaced[copy] = [AppliedRule(op, copy, operands)]
-    return [new for op in operators for new in replaced.get(op, [op])]
+    shapes: Mapping
+    sizes: Mapping
+    applied: bool
 
 
 class BatchedKind(OpKind):
@@ -174,6 +69,8 @@ class BatchedKind(OpKind):
     operands: tuple = ()
     state: tuple = ()
     outputs: tuple = ()
+    #: the learning-rule operator it computes, by exact type (None: not a rule)
+    rule_type = None
 
     def _signals(self, op) -> list:
         pairs = self.operands + self.state + tuple((r, a) for r, a, _ in self.outputs)
@@ -187,10 +84,14 @@ class BatchedKind(OpKind):
         """The merge key: the kind, whether the rule applies its delta itself
         (`AppliedRule`), and the shapes of the operator's signals."""
         applied = isinstance(op, AppliedRule)
+        rule = op.rule if applied else op
+        if self.rule_type is not None and type(rule) is not self.rule_type:
+            # an operator subclass may compute otherwise: refused by name
+            raise NotImplementedError(f"learning rule operator {type(op).__name__} ({tag(op)})")
         for role, sig in self._signals(op):
-            if _const(sig, ctx):
+            if is_const(sig, ctx):
                 raise NotImplementedError(
-                    f"{type(op).__name__} with a constant {role!r} signal ({_tag(op)})"
+                    f"{type(op).__name__} with a constant {role!r} signal ({tag(op)})"
                 )
         shapes = tuple(sig.shape for _, sig in self._signals(op))
         return (self.name, "merge", applied, shapes)
@@ -245,15 +146,15 @@ class BatchedKind(OpKind):
             reads=reads,
             writes=writes,
             consts=consts,
-            values={
-                "shapes": shapes,
-                "sizes": {role: int(np.prod(shape)) for role, shape in shapes.items()},
-                "applied": applied,
-            },
+            values=Batched(
+                shapes={role: f"[batch, {', '.join(map(str, s))}]" for role, s in shapes.items()},
+                sizes={role: int(np.prod(shape)) for role, shape in shapes.items()},
+                applied=applied,
+            ),
         )
 
 
-@register
+@register()  # keyed by `matmul.MatMulKind`, the kind of every DotInc
 class LearnedMatMulKind(BatchedKind):
     """DotInc with a learned matrix: ``Y += A @ X``, one product per operator."""
 
@@ -267,12 +168,13 @@ class LearnedMatMulKind(BatchedKind):
         return sig.shape if role == "A" else (sig.size,)  # X and Y may be columns
 
 
-@register
+@register(SimPES)
 class PESKind(BatchedKind):
     """SimPES: ``delta = outer(alpha * error, pre)``, ``alpha = -rate * dt / n``."""
 
     name = "pes"
     label = "PES"
+    rule_type = SimPES
     template = "pes.py.j2"
     operands = (("pre", "pre_filtered"), ("error", "error"))
     outputs = (("delta", "delta", "update"),)
@@ -282,12 +184,13 @@ class PESKind(BatchedKind):
         return {"alpha": [-op.learning_rate * dt / n_neurons]}
 
 
-@register
+@register(SimBCM)
 class BCMKind(BatchedKind):
     """SimBCM: ``delta = outer(alpha * post * (post - theta), pre)``."""
 
     name = "bcm"
     label = "BCM"
+    rule_type = SimBCM
     template = "bcm.py.j2"
     operands = (("pre", "pre_filtered"), ("post", "post_filtered"), ("theta", "theta"))
     outputs = (("delta", "delta", "update"),)
@@ -296,12 +199,13 @@ class BCMKind(BatchedKind):
         return {"alpha": [op.learning_rate * dt]}
 
 
-@register
+@register(SimOja)
 class OjaKind(BatchedKind):
     """SimOja: ``delta = -beta * W * (alpha * post**2)[:, None] + outer(alpha * post, pre)``."""
 
     name = "oja"
     label = "Oja"
+    rule_type = SimOja
     template = "oja.py.j2"
     operands = (
         ("pre", "pre_filtered"),
@@ -314,12 +218,13 @@ class OjaKind(BatchedKind):
         return {"alpha": [op.learning_rate * dt], "neg_beta": [[-op.beta]]}
 
 
-@register
+@register(SimVoja)
 class VojaKind(BatchedKind):
     """SimVoja: ``delta = alpha * learning * (scale * outer(post, pre) - post[:, None] * E)``."""
 
     name = "voja"
     label = "Voja"
+    rule_type = SimVoja
     template = "voja.py.j2"
     operands = (
         ("pre", "pre_decoded"),
@@ -334,7 +239,7 @@ class VojaKind(BatchedKind):
         return {"alpha": [op.learning_rate * dt], "scale": scale[:, None]}
 
 
-@register
+@register(SimRLS)
 class RLSKind(BatchedKind):
     """SimRLS: recursive least squares on the inverse correlation matrix ``P``.
 
@@ -343,25 +248,20 @@ class RLSKind(BatchedKind):
 
     name = "rls"
     label = "RLS"
+    rule_type = SimRLS
     template = "rls.py.j2"
     operands = (("pre", "pre_filtered"), ("error", "error"))
     state = (("P", "inv_gamma"),)
     outputs = (("delta", "delta", "update"),)
 
 
-#: learning-rule operator -> its op kind
+#: learning-rule operator -> its op kind (exact types)
 RULES = {SimPES: PESKind, SimBCM: BCMKind, SimOja: OjaKind, SimVoja: VojaKind, SimRLS: RLSKind}
 
 
-@merge_key.register(AppliedRule)
-@merge_key.register(SimPES)
-@merge_key.register(SimBCM)
-@merge_key.register(SimOja)
-@merge_key.register(SimVoja)
-@merge_key.register(SimRLS)
-def rule_key(op, ctx) -> tuple:
-    rule = op.rule if isinstance(op, AppliedRule) else op
-    kind = RULES.get(type(rule))  # exact type: a subclass may compute otherwise
-    if kind is None:
-        raise NotImplementedError(f"learning rule operator {type(op).__name__} ({_tag(op)})")
-    return KINDS[kind.name].key(op, ctx)
+@register(AppliedRule)
+class AppliedRuleKey(OpKind):
+    """The key of an `AppliedRule`: its rule's kind's, applied (no kind of its own)."""
+
+    def key(self, op, ctx):
+        return KINDS[RULES[type(op.rule)].name].key(op, ctx)
