@@ -85,11 +85,12 @@ def deterministic():
 def test_deterministic_processes_match_nengo_float64(deterministic, tmp_path):
     net, data = deterministic
     _, module = compile_and_load(net, tmp_path, dtype="float64")
-    outputs = module.Model().run(400, batch_size=2)
-    errors = max_errors(net, module, outputs, data)
-    assert max(errors.values()) <= 1e-9, errors
-    for name in module.PROBES:  # no randomness: every batch row is the same, to rounding
-        assert_close_across_kernels(outputs[name][1], outputs[name][0], f"{name} row 1")
+    for jit in (True, False):
+        outputs = module.Model(jit_compile=jit).run(400, batch_size=2)
+        errors = max_errors(net, module, outputs, data)
+        assert max(errors.values()) <= 1e-9, (jit, errors)
+        for name in module.PROBES:  # no randomness: every batch row is the same, to rounding
+            assert_close_across_kernels(outputs[name][1], outputs[name][0], (name, jit))
     assert np.ptp(outputs["white_signal"][0]) > 0.1  # not trivially zero
 
 
