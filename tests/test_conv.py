@@ -15,6 +15,7 @@ from nengo_compile import compile_network
 from nengo_compile.errors import UnsupportedError
 
 from .conftest import (
+    assert_close_across_kernels,
     assert_ruff_formatted,
     compile_and_load,
     compile_to,
@@ -224,15 +225,19 @@ def test_float64_variants_match_nengo(variants, tmp_path):
 
 
 def test_float32_variants_within_tolerance(variants, tmp_path):
+    """Both rows of a batch match Nengo; they agree with each other to float32
+    rounding (not bit for bit: on some CPUs a row's position in the batch picks
+    another kernel path), with XLA and without."""
     net, data = variants
     _, module = compile_and_load(net, tmp_path, dtype="float32")
-    outputs = module.Model().run(N_STEPS, batch_size=2)
-    for name, ref in zip(module.PROBES, data):
-        got = outputs[name]
-        assert got.dtype == np.float32
-        np.testing.assert_array_equal(got[0], got[1])
-        error = np.max(np.abs(got[0] - ref))
-        assert error <= FLOAT32_RTOL * np.max(np.abs(ref)), (name, error)
+    for jit in (True, False):
+        outputs = module.Model(jit_compile=jit).run(N_STEPS, batch_size=2)
+        for name, ref in zip(module.PROBES, data):
+            got = outputs[name]
+            assert got.dtype == np.float32
+            assert_close_across_kernels(got[1], got[0], what=f"{name} row 1 (jit {jit})")
+            error = np.max(np.abs(got[0] - ref))
+            assert error <= FLOAT32_RTOL * np.max(np.abs(ref)), (name, jit, error)
 
 
 def test_float64_spikes_through_convolutions_match_nengo(spiking, tmp_path):

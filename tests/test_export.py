@@ -17,7 +17,12 @@ import pytest
 from nengo_compile import compile_network
 from nengo_compile.cli import main
 
-from .conftest import ROOT, compile_and_load
+from .conftest import (
+    ROOT,
+    assert_close_across_kernels,
+    assert_spikes_close_across_kernels,
+    compile_and_load,
+)
 from .models import CORPUS
 
 pytest.importorskip("tf2onnx")
@@ -26,8 +31,11 @@ pytest.importorskip("ai_edge_litert")
 
 N_STEPS = 80
 #: float32 runtimes differ in the last bits; a spike may move by a step, so
-#: values are compared after summing over time
+#: values are compared after summing over time (within this of their scale)
+#: where a spike moved, and always for the portable formats (TFLite, ONNX)
 ATOL_SUM = 0.05
+#: the spike-train probes of `export_model`
+SPIKE_PROBES = {"spikes"}
 
 BLOCKER = textwrap.dedent(
     """
@@ -137,7 +145,7 @@ def exported(tmp_path_factory):
     exporter.export_saved_model(folder / "sm")
     exporter.export_onnx(folder / "model.onnx")
     assert exporter.jit_compile  # restored after exporting
-    model = module.Model(jit_compile=False)  # as the artifacts: bit for bit
+    model = module.Model(jit_compile=False)  # as the artifacts: TensorFlow's own kernels
     paths = {"saved_model": folder / "sm", "onnx": folder / "model.onnx"}
 
     def get(kind, batch):
@@ -159,15 +167,31 @@ def test_artifact_matches_module(exported, kind, batch, tmp_path):
     expected = model.run(N_STEPS, inputs=inputs, batch_size=batch)
     got = run_artifact(kind, path, module.__name__, N_STEPS, batch, inputs, tmp_path / "out.npz")
     assert sorted(got) == sorted(f"probe_{name}" for name in module.PROBES)
-    for probe, want in expected.items():
-        value = got[f"probe_{probe}"]
-        assert value.shape == want.shape, probe
-        if kind == "saved_model":
-            np.testing.assert_array_equal(value, want, err_msg=probe)
+    got = {name: got[f"probe_{name}"] for name in module.PROBES}
+    assert_like_module(got, expected, portable=kind != "saved_model")
+
+
+def assert_like_module(got, expected, portable):
+    """An artifact's probes ``got`` against the module's ``expected`` (float32,
+    ``{name: [batch, steps, *shape]}``), run in another graph, maybe another
+    process: spike trains by their counts per neuron; where no spike moved
+    (the usual case for a SavedModel, which runs TensorFlow's kernels), every
+    other probe to float32 rounding. A moved spike moves what it feeds by a
+    spike's worth, and the portable formats (other runtimes, rewritten
+    ``expm1``/``log1p``) may move spikes: there, the other probes' sums over
+    time within ATOL_SUM of their scale."""
+    moved = portable or any(not np.array_equal(got[n], expected[n]) for n in SPIKE_PROBES)
+    for name, want in expected.items():
+        value = got[name]
+        assert value.shape == want.shape, name
+        if name in SPIKE_PROBES:
+            assert_spikes_close_across_kernels(value, want, name)
+        elif not moved:
+            assert_close_across_kernels(value, want, name)
         else:
             total, want_total = value.sum(axis=1), want.sum(axis=1)
             scale = max(1.0, float(np.abs(want_total).max()))
-            np.testing.assert_allclose(total, want_total, atol=ATOL_SUM * scale, err_msg=probe)
+            np.testing.assert_allclose(total, want_total, atol=ATOL_SUM * scale, err_msg=name)
 
 
 def test_exports_trace_the_kernels_of_their_own_xla_setting(tmp_path, monkeypatch):
@@ -204,27 +228,31 @@ def test_saved_model_step_signature_streams(exported):
     inputs = {k: v[:, :10] for k, v in channel_inputs(module, 2).items()}
     expected = model.run(10, inputs=inputs)
     state = {f"state_{k}": v for k, v in model.initial_state(2).items()}
+    names = [name for name in module.PROBES if name not in module.PROBE_PERIODS]
+    steps = {name: [] for name in names}  # `step` returns every step
     for i in range(10):
         outputs = step(**state, input_stimulus=tf.constant(inputs["stimulus"][:, i]))
         assert not set(outputs) & set(state)
         state = {k.removeprefix("next_"): v for k, v in outputs.items() if k.startswith("next_")}
-        for name in module.PROBES:
-            if name not in module.PROBE_PERIODS:  # `step` returns every step
-                want = expected[name][:, i]
-                np.testing.assert_array_equal(outputs[f"probe_{name}"].numpy(), want)
+        for name in names:
+            steps[name].append(outputs[f"probe_{name}"].numpy())
+    got = {name: np.stack(values, axis=1) for name, values in steps.items()}
+    assert_like_module(got, {name: expected[name] for name in names}, portable=False)
 
 
 def test_jit_saved_model_survives_reload(tmp_path):
+    """(In float64, where rounding cannot move the spikes that the voltage
+    probe shows: every value to rounding.)"""
     import tensorflow as tf
 
-    _, module = compile_and_load(CORPUS["integrator"](), tmp_path, dtype="float32")
+    _, module = compile_and_load(CORPUS["integrator"](), tmp_path, dtype="float64")
     model = module.Model()
     model.export_saved_model(tmp_path / "sm", jit_compile=True)
     loaded = tf.saved_model.load(str(tmp_path / "sm"))
     got = loaded.signatures["run"](n_steps=tf.constant(50), batch_size=tf.constant(2))
     expected = model.run(50, batch_size=2)
     for name in module.PROBES:
-        np.testing.assert_allclose(got[f"probe_{name}"].numpy(), expected[name], atol=1e-4)
+        assert_close_across_kernels(got[f"probe_{name}"].numpy(), expected[name], name)
 
 
 MODEL_WITH_HOOK = """
@@ -295,10 +323,8 @@ def test_translated_nodes_export_to_every_format(tmp_path):
     model.export_tflite(tmp_path / "m.tflite")
     runner = Interpreter(model_path=str(tmp_path / "m.tflite")).get_signature_runner("run")
     got = runner(n_steps=np.array(N_STEPS, np.int32))
-    for name, want in expected.items():
-        total, want_total = got[f"probe_{name}"].sum(axis=1), want.sum(axis=1)
-        scale = max(1.0, float(np.abs(want_total).max()))
-        np.testing.assert_allclose(total, want_total, atol=ATOL_SUM * scale, err_msg=name)
+    got = {name: got[f"probe_{name}"] for name in expected}
+    assert_like_module(got, expected, portable=True)
 
 
 def test_random_processes_refuse_portable_exports(tmp_path):
@@ -350,10 +376,10 @@ def test_translated_models_export_without_hooks(tmp_path):
     for name, make in TRANSLATED.items():
         _, module = compile_and_load(make(), tmp_path / name, dtype="float64")
         assert module.HOOKS == {}
-        model = module.Model(jit_compile=False)  # as the SavedModel: bit for bit
+        model = module.Model(jit_compile=False)  # as the SavedModel: TensorFlow's kernels
         expected = model.run(50)
         model.export_saved_model(tmp_path / name / "sm")
         run = tf.saved_model.load(str(tmp_path / name / "sm")).signatures["run"]
         got = run(n_steps=tf.constant(50), batch_size=tf.constant(1))
-        for probe, want in expected.items():
-            np.testing.assert_array_equal(got[f"probe_{probe}"].numpy(), want, err_msg=probe)
+        for probe, want in expected.items():  # another graph: to rounding
+            assert_close_across_kernels(got[f"probe_{probe}"].numpy(), want, (name, probe))

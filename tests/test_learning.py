@@ -19,6 +19,7 @@ from nengo_compile.analyse import analyse
 from nengo_compile.build import build
 
 from .conftest import (
+    assert_close_across_kernels,
     assert_ruff_formatted,
     compile_and_load,
     compile_to,
@@ -257,22 +258,24 @@ def test_xla_matches_nengo(batch, tmp_path, references):
     assert max(errors.values()) <= 1e-9, errors
 
 
-def test_batch_rows_learn_independently(tmp_path, references):
-    """Each batch row learns from its own input; rows with equal inputs agree."""
+@pytest.mark.parametrize("jit", [True, False])
+def test_batch_rows_learn_independently(tmp_path, references, jit):
+    """Each batch row learns from its own input; rows with equal inputs agree
+    (to rounding: a row's position may pick another kernel path)."""
     net, data, _ = _reference("pes", references)
     _, module = compile_and_load(net, tmp_path, dtype="float64")
     assert module.INPUTS == {"sine": 2}
     t = module.DT * np.arange(1, N_STEPS + 1)
     wave = np.asarray(sine(t)).T
     inputs = np.stack([wave, 0.5 * wave, wave])
-    outputs = module.Model().run(N_STEPS, inputs={"sine": inputs})
+    outputs = module.Model(jit_compile=jit).run(N_STEPS, inputs={"sine": inputs})
 
     def half(t):
         return 0.5 * np.asarray(sine(t))
 
     half_data, _ = reference(pes(half), N_STEPS)
     for name, ref, ref_half in zip(module.PROBES, data, half_data):
-        np.testing.assert_array_equal(outputs[name][0], outputs[name][2])
+        assert_close_across_kernels(outputs[name][2], outputs[name][0], f"{name} row 2")
         assert np.max(np.abs(outputs[name][0] - ref)) <= 1e-9, name
         assert np.max(np.abs(outputs[name][1] - ref_half)) <= 1e-9, name
     assert not np.allclose(outputs["weights"][0], outputs["weights"][1])

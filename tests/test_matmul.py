@@ -9,7 +9,13 @@ import pytest
 
 from nengo_compile import compile_network
 
-from .conftest import compile_and_load, max_errors, reference
+from .conftest import (
+    assert_close_across_kernels,
+    assert_spikes_close_across_kernels,
+    compile_and_load,
+    max_errors,
+    reference,
+)
 from .models import CORPUS
 
 N_STEPS = 100
@@ -112,8 +118,8 @@ def test_products_match_nengo(compiled_products, jit):
         outputs = model.run(N_STEPS, batch_size=batch)
         errors = max_errors(net, module, outputs, data)
         assert max(errors.values()) <= 1e-9, (batch, errors)
-        for name in module.PROBES:
-            np.testing.assert_array_equal(outputs[name][0], outputs[name][-1])
+        for name in module.PROBES:  # the last row: another position, maybe another path
+            assert_close_across_kernels(outputs[name][-1], outputs[name][0], (name, batch))
     for batch in (module.SMALL_BATCH + 1, 2):
         outputs = module.Model(jit_compile=jit).run(N_STEPS, batch_size=batch)
         assert max(max_errors(net, module, outputs, data).values()) <= 1e-9, batch
@@ -140,5 +146,9 @@ def test_products_export_to_tflite_and_onnx(compiled_products, tmp_path):
     onnx = dict(zip(names, session.run(None, feeds)))
     for name, value in expected.items():
         for got in (tflite[f"probe_{name}"], onnx[f"probe_{name}"]):
-            # float32 runtimes differ in the last bits: compare sums over time
-            np.testing.assert_allclose(got.sum(axis=1), value.sum(axis=1), atol=0.05)
+            # float32 runtimes differ in the last bits, so a spike may move by
+            # a step: spike counts, and the other values' sums over time
+            if name.endswith("spikes"):
+                assert_spikes_close_across_kernels(got, value, name)
+            else:
+                np.testing.assert_allclose(got.sum(axis=1), value.sum(axis=1), atol=0.05)

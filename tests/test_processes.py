@@ -26,7 +26,14 @@ from scipy import stats
 
 from nengo_compile import compile_network
 
-from .conftest import assert_ruff_formatted, compile_and_load, max_errors, reference
+from .conftest import (
+    assert_close_across_kernels,
+    assert_ruff_formatted,
+    compile_and_load,
+    kernel_atol,
+    max_errors,
+    reference,
+)
 
 DT = 0.001
 
@@ -78,11 +85,12 @@ def deterministic():
 def test_deterministic_processes_match_nengo_float64(deterministic, tmp_path):
     net, data = deterministic
     _, module = compile_and_load(net, tmp_path, dtype="float64")
-    outputs = module.Model().run(400, batch_size=2)
-    errors = max_errors(net, module, outputs, data)
-    assert max(errors.values()) <= 1e-9, errors
-    for name in module.PROBES:  # no randomness: every batch row is the same
-        np.testing.assert_array_equal(outputs[name][0], outputs[name][1])
+    for jit in (True, False):
+        outputs = module.Model(jit_compile=jit).run(400, batch_size=2)
+        errors = max_errors(net, module, outputs, data)
+        assert max(errors.values()) <= 1e-9, (jit, errors)
+        for name in module.PROBES:  # no randomness: every batch row is the same, to rounding
+            assert_close_across_kernels(outputs[name][1], outputs[name][0], (name, jit))
     assert np.ptp(outputs["white_signal"][0]) > 0.1  # not trivially zero
 
 
@@ -245,15 +253,17 @@ def test_runs_agree_and_rows_differ(random_runs):
     again = model.run(N_STEPS, batch_size=BATCH)
     fresh = module.Model().run(N_STEPS, batch_size=BATCH)
     for name in module.PROBES:
+        # the same graph on the same shapes in this process: bit for bit
         np.testing.assert_array_equal(again[name], outputs[name])
         np.testing.assert_array_equal(fresh[name], outputs[name])
         assert not np.array_equal(outputs[name][0], outputs[name][1]), name
-    # streaming in chunks continues the same draws
+    # streaming in chunks continues the same draws (runs of other lengths are
+    # other XLA compilations: the same values to rounding)
     first, state = model.run(300, batch_size=BATCH, return_state=True)
     second = model.run(200, state=state)
     for name in module.PROBES:
         joined = np.concatenate([first[name], second[name]], axis=1)
-        np.testing.assert_array_equal(joined, outputs[name][:, :500])
+        assert_close_across_kernels(joined, outputs[name][:, :500], f"{name} in chunks")
 
 
 def test_model_seed_changes_unseeded_processes_only(random_runs):
@@ -263,12 +273,13 @@ def test_model_seed_changes_unseeded_processes_only(random_runs):
     model = module.Model(seed=1234)
     other = model.run(100, batch_size=BATCH)
     for name in module.PROBES:
-        same = np.array_equal(other[name], outputs[name][:, :100])
+        want = outputs[name][:, :100]
+        same = np.max(np.abs(other[name] - want)) <= kernel_atol(want)
         assert same == (name == "seeded"), name
     model.set_seed(None)  # back to the default, SEED + 1
     again = model.run(100, batch_size=BATCH)
     for name in module.PROBES:
-        np.testing.assert_array_equal(again[name], outputs[name][:, :100])
+        assert_close_across_kernels(again[name], outputs[name][:, :100], name)
 
 
 def test_seeded_noise_is_independent_of_network(tmp_path):
@@ -282,8 +293,8 @@ def test_seeded_noise_is_independent_of_network(tmp_path):
             nengo.Probe(node, label="seeded")
         _, module = compile_and_load(net, tmp_path)
         outs.append(module.Model().run(50))
-    np.testing.assert_array_equal(outs[0]["seeded"], outs[1]["seeded"])
-    assert not np.array_equal(outs[0]["other"], outs[1]["other"])
+    assert_close_across_kernels(outs[1]["seeded"], outs[0]["seeded"], "seeded")
+    assert np.max(np.abs(outs[1]["other"] - outs[0]["other"])) > 1e3 * kernel_atol(outs[0]["other"])
 
 
 def test_jit_compiled_noise_is_deterministic(tmp_path):
