@@ -26,7 +26,7 @@ from .lower.processes import ProcessStep
 from .plan import PlanStats, plan
 from .render import render
 from .translate import Translator
-from .write import output_paths, write
+from .write import check_outputs, output_paths, write
 
 logger = logging.getLogger("nengo_compile")
 
@@ -146,6 +146,7 @@ def compile_file(
     timings = {}
     with _stage("load", timings):
         loaded = load(model_file, network)
+    check_outputs(loaded.inputs, [module_path, params_path] if output is not None else [], exports)
     compiled = compile_network(
         loaded.network,
         dt=dt,
