@@ -15,7 +15,8 @@ the function's code is taken: same bytecode, constants, names and, on Python
 lambda's first instruction sits at column 0, outside its own span). Lambdas
 that compile to equal code are the same function (3.10 records no columns, so
 ``lambda t: 1.0; lambda t: 1.0`` there are two equal candidates): either is
-taken. Only where recompiling fails do instruction columns decide (3.11+), and
+taken. Only where recompiling fails or matches none do instruction columns decide
+(3.11+; compiler-made instructions of zero width left out), and
 where they cannot the reason names the line's lambdas as indistinguishable.
 """
 
@@ -132,7 +133,7 @@ def _pick_lambda(candidates: list, code: types.CodeType, filename: str) -> list:
         matching = [n for n, c in zip(candidates, compiled) if _same_code(c, code)]
         if matching:
             return matching[:1]  # equal code: the same function, either will do
-    # Recompiling failed (it should not): the instructions' columns decide
+    # Recompiling failed or matched none (a context not reproduced): columns decide (3.11+)
     spans = [p for p in _positions(code) if any(_span_holds(n, [p]) for n in candidates)]
     if not spans:
         return candidates
