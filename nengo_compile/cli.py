@@ -34,7 +34,8 @@ def parser() -> argparse.ArgumentParser:
         "-o",
         "--output",
         help="module to write (default: MODEL_tf.py in the current folder); "
-        "the parameter file goes beside it with the suffix .npz",
+        "the parameter file goes beside it with the suffix .npz; neither may be the "
+        "model file, a file it reads, or a symbolic link",
     )
     p.add_argument(
         "--network",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import linecache
+import os
 import runpy
 import sys
 import traceback
+import types
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,9 @@ class Loaded:
     network: nengo.Network
     name: str
     path: Path
+    #: the model file, then every file it opened while it ran (absolute paths): the
+    #: outputs must not replace them (`nengo_compile.write.check_outputs`)
+    inputs: tuple[Path, ...] = ()
 
 
 def load(path: str | Path, network_name: str | None = None) -> Loaded:
@@ -41,7 +47,9 @@ def load(path: str | Path, network_name: str | None = None) -> Loaded:
     path = Path(path)
     if not path.is_file():
         raise LoadError(f"model file not found: {path}")
-    namespace = _run_model_file(path.resolve())
+    with _recording_opens() as opened:
+        namespace = _run_model_file(path.resolve())
+    inputs = (path.absolute(), *dict.fromkeys(Path(p) for p in opened + _module_files(namespace)))
     networks = {
         name: value
         for name, value in namespace.items()
@@ -57,10 +65,10 @@ def load(path: str | Path, network_name: str | None = None) -> Loaded:
                 f"{path}: {network_name!r} is a {type(namespace[network_name]).__name__},"
                 f" not a nengo.Network; networks found: {_names(networks)}"
             )
-        return Loaded(namespace[network_name], network_name, path)
+        return Loaded(namespace[network_name], network_name, path, inputs)
     for name in CONVENTIONAL_NAMES:
         if isinstance(namespace.get(name), nengo.Network):
-            return Loaded(namespace[name], name, path)
+            return Loaded(namespace[name], name, path, inputs)
     if not networks:
         raise LoadError(f"{path}: no nengo.Network found among the file's globals")
     if len(networks) > 1:
@@ -68,11 +76,61 @@ def load(path: str | Path, network_name: str | None = None) -> Loaded:
             f"{path}: several networks found ({_names(networks)}); pick one with --network NAME"
         )
     ((name, network),) = networks.items()
-    return Loaded(network, name, path)
+    return Loaded(network, name, path, inputs)
+
+
+def _module_files(namespace: dict) -> list:
+    """The files of the modules the model's globals come from (``import helpers``,
+    ``from helpers import f``): imported before, they were not opened this time."""
+    names = set()
+    for value in namespace.values():
+        if isinstance(value, types.ModuleType):
+            names.add(value.__name__)
+        else:
+            module = getattr(value, "__module__", None)
+            if isinstance(module, str):
+                names.add(module)
+    files = [getattr(sys.modules.get(name), "__file__", None) for name in sorted(names)]
+    return [os.path.abspath(f) for f in files if isinstance(f, str)]
 
 
 def _names(networks: dict) -> str:
     return ", ".join(sorted(networks)) or "none"
+
+
+_opened: list | None = None  # where the audit hook records, while a model file runs
+_hooked = False
+
+
+def _audit(event: str, args: tuple) -> None:
+    """Record every file opened through Python (``open``, ``os.open``, imports,
+    ``np.load``, ``pickle.load`` of a path) while a model file runs."""
+    if event != "open" or _opened is None or not args:
+        return
+    try:
+        if isinstance(args[0], str | bytes | os.PathLike):
+            _opened.append(os.path.abspath(os.fsdecode(args[0])))
+    except Exception:  # noqa: BLE001 - an audit hook must never raise
+        pass
+
+
+@contextmanager
+def _recording_opens():
+    """The paths of the files opened while the block runs.
+
+    An audit hook cannot be removed, so one is added on the first load and
+    does nothing outside a load.
+    """
+    global _opened, _hooked
+    if not _hooked:
+        sys.addaudithook(_audit)
+        _hooked = True
+    opened = []
+    _opened = opened
+    try:
+        yield opened
+    finally:
+        _opened = None
 
 
 def _run_model_file(path: Path) -> dict:

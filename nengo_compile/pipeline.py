@@ -28,7 +28,7 @@ from .render import render
 from .render.runtime import RUNTIMES
 from .rewrite import rewrite
 from .translate import translate_functions
-from .write import output_paths, write
+from .write import check_outputs, output_paths, write
 
 logger = logging.getLogger("nengo_compile")
 
@@ -147,6 +147,7 @@ def compile_file(
     timings = {}
     with _stage("load", timings):
         loaded = load(model_file, network)
+    check_outputs(loaded.inputs, [module_path, params_path] if output is not None else [], exports)
     compiled = compile_network(
         loaded.network,
         dt=dt,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from nengo_compile.cli import main
@@ -207,3 +209,98 @@ def test_hostile_labels_are_data(tmp_path, capsys, monkeypatch):
         "tensorflow",
         "tf2onnx",
     }
+
+
+def _snapshot(folder):
+    """Every file under ``folder`` (links as links) with its bytes."""
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            files[str(path.relative_to(folder))] = ("link", str(path.readlink()))
+        elif path.is_file():
+            files[str(path.relative_to(folder))] = path.read_bytes()
+    return files
+
+
+def _refused(capsys, model, *args, expected):
+    """The command refuses with one line naming the problem and writes nothing."""
+    folder = model.parent
+    before = _snapshot(folder)
+    code, out, err = run_cli(capsys, model, *args)
+    assert code == 2, (out, err)
+    assert err.count("\n") == 1 and expected in err, err
+    assert "Traceback" not in err and "wrote" not in out
+    assert _snapshot(folder) == before  # the model file unchanged, nothing written
+    return err
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["model.py", "sub/../model.py", "{folder}/model.py", "hard.py", "tflite", "onnx", "onnx_step"],
+)
+def test_outputs_never_replace_the_model_file(tmp_path, capsys, monkeypatch, output):
+    """Directly, through `..`, by absolute path or a hard link: refused, exit status 2."""
+    monkeypatch.chdir(tmp_path)
+    model = write_model(tmp_path, GOOD)
+    (tmp_path / "sub").mkdir()
+    os.link(model, tmp_path / "hard.py")
+    if output == "tflite":
+        args = ["--tflite", "model.py"]
+    elif output == "onnx":
+        args = ["--onnx", "model.py"]
+    elif output == "onnx_step":  # the step model of --onnx model.onnx
+        model = write_model(tmp_path, GOOD, name="model.step.onnx")
+        args = ["--onnx", "model.onnx"]
+    else:
+        args = ["-o", output.format(folder=tmp_path)]
+    err = _refused(capsys, model, *args, expected="refusing to overwrite it")
+    assert f"is the model file {model}" in err
+
+
+def test_output_that_links_to_the_model_file_is_refused(tmp_path, capsys):
+    """A symbolic link as output is refused (whatever it points to), and stays a link."""
+    model = write_model(tmp_path, GOOD)
+    (tmp_path / "link.py").symlink_to(model)
+    _refused(capsys, model, "-o", tmp_path / "link.py", expected="is a symbolic link (to ")
+    (tmp_path / "params.npz").symlink_to(model)  # the parameter file may not be one either
+    _refused(capsys, model, "-o", tmp_path / "params.py", expected="params.npz is a symbolic")
+    (tmp_path / "dangling.py").symlink_to(tmp_path / "nowhere.py")
+    _refused(capsys, model, "-o", tmp_path / "dangling.py", expected="is a symbolic link")
+
+
+def test_outputs_never_replace_files_the_model_read(tmp_path, capsys):
+    """Files the model file opened while it ran (np.load, imports) are inputs too."""
+    np.savez(tmp_path / "weights.npz", w=np.ones(3))
+    (tmp_path / "gains.py").write_text("GAIN = 2.0\n")
+    text = GOOD.replace(
+        "import nengo",
+        "import nengo\nimport numpy as np\nimport gains\nW = np.load('weights.npz')['w']",
+    )
+    model = write_model(tmp_path, text)
+    old = os.getcwd()
+    os.chdir(tmp_path)  # the model opens weights.npz relative to where it runs
+    try:
+        err = _refused(capsys, model, "-o", "weights.py", expected="which the model file read")
+        assert "weights.npz" in err
+        _refused(capsys, model, "-o", "gains.py", expected="which the model file read")
+        code, _, err = run_cli(capsys, model, "-o", "fine.py")
+        assert code == 0, err
+    finally:
+        os.chdir(old)
+
+
+def test_saved_model_folder_that_would_replace_inputs_is_refused(tmp_path, capsys, monkeypatch):
+    """A SavedModel replaces its folder: never one holding the model, never a non-SavedModel."""
+    monkeypatch.chdir(tmp_path)
+    model = write_model(tmp_path, GOOD)
+    _refused(capsys, model, "--saved-model", ".", expected="holds")
+    _refused(capsys, model, "--saved-model", tmp_path, expected="holds")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.txt").write_text("mine")
+    _refused(capsys, model, "--saved-model", "docs", expected="holds no SavedModel")
+    _refused(capsys, model, "--tflite", "docs", expected="is a folder, not a file")
+
+
+def test_two_outputs_naming_one_file_are_refused(tmp_path, capsys):
+    model = write_model(tmp_path, GOOD)
+    _refused(capsys, model, "-o", tmp_path / "m.py", "--onnx", tmp_path / "m.npz", expected="same")
