@@ -1,8 +1,9 @@
 """nengo-compile: an ahead-of-time compiler from Nengo models to TensorFlow.
 
-Importing it does not import TensorFlow: compiling needs only Nengo, NumPy,
-Jinja2 and networkx. `Simulator` (and the exports) import TensorFlow when
-first used.
+Importing it imports neither TensorFlow nor Nengo: the compiler (with Nengo,
+NumPy, Jinja2 and networkx) loads on first use of `compile_network`,
+`compile_file` or `Compiled`, and `Simulator` (and the exports) import
+TensorFlow when first used; so ``nengo-compile --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import CompileError, LoadError, UnsupportedError  # noqa: E402
-from .pipeline import Compiled, compile_file, compile_network  # noqa: E402
+
+#: public name -> the module that defines it, imported on first use
+_LAZY = {
+    "Compiled": "pipeline",
+    "compile_file": "pipeline",
+    "compile_network": "pipeline",
+    "Simulator": "simulator",  # imports TensorFlow
+}
 
 __all__ = [
     "CompileError",
@@ -24,9 +32,14 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # the Simulator runs compiled modules: it imports TensorFlow, so only on use
-    if name == "Simulator":
-        from .simulator import Simulator
+    if name in _LAZY:
+        import importlib
 
-        return Simulator
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_LAZY))

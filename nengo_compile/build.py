@@ -52,6 +52,7 @@ def build(
     """
     if model is not None and network is None:
         return _built(model)
+    assert network is not None, "build needs a network or a built model"
     if model is not None:
         dt = model.dt
     if not dt > 0:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import re
 import sys
+import tempfile
 import traceback
 import warnings
 from pathlib import Path
 
 from . import __version__
 from .errors import CompileError
-from .export import ExportOptions
-from .lower import TranslationWarning
-from .pipeline import DTYPES, compile_file
+from .options import DTYPES, RUNTIMES
+
+# the compiler (Nengo) and TensorFlow are imported in main, after the arguments
+# are parsed: --help and argument errors answer at once
 
 EXIT_ERROR = 2  # the user's input is at fault
 EXIT_INTERNAL = 3  # a bug in nengo-compile
@@ -64,6 +68,13 @@ def parser() -> argparse.ArgumentParser:
         "them to TensorFlow); for debugging",
     )
     p.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="paste",
+        help="'paste' (default): copy the runtime into the module, which then needs only "
+        "TensorFlow and NumPy; 'import': import it from this nengo-compile installation",
+    )
+    p.add_argument(
         "--report",
         action="store_true",
         help="print plan statistics, translated functions, hooks and neuron stubs",
@@ -84,18 +95,28 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--batch-size", type=int, default=1, help="batch size of the TFLite model (default 1)"
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="log each stage and its time")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log each stage and its time, and show TensorFlow's own log lines",
+    )
     p.add_argument("--version", action="version", version=f"nengo-compile {__version__}")
     return p
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # exports import TensorFlow
+    if not args.verbose:  # exports import TensorFlow: keep its C++ log lines off the terminal
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="nengo-compile: %(message)s",
     )
+    from .export import ExportOptions
+    from .lower import TranslationWarning
+    from .pipeline import compile_file
+
     exports = ExportOptions(
         saved_model=args.saved_model,
         tflite=args.tflite,
@@ -107,7 +128,8 @@ def main(argv=None) -> int:
     if output is None and not exports.any:
         output = f"{Path(args.model).stem}_tf.py"
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        quiet = exports.any and not args.verbose
+        with warnings.catch_warnings(record=True) as caught, _native_logs_hidden(quiet):
             warnings.simplefilter("always", TranslationWarning)
             compiled = compile_file(
                 args.model,
@@ -118,6 +140,7 @@ def main(argv=None) -> int:
                 dtype=args.dtype,
                 translate=args.translate,
                 exports=exports,
+                runtime=args.runtime,
             )
         for w in caught:  # one line per function that stays Python
             if issubclass(w.category, TranslationWarning):
@@ -147,6 +170,35 @@ def main(argv=None) -> int:
     if args.report:
         print(report(compiled))
     return 0
+
+
+#: lines that TensorFlow's C++ side writes to stderr whatever TF_CPP_MIN_LOG_LEVEL says
+#: (absl's before-initialisation notice, glog-style lines "I0000 00:00:... file.cc:12] ...")
+NATIVE_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|[IWE]\d{4} )")
+
+
+@contextlib.contextmanager
+def _native_logs_hidden(enabled: bool):
+    """Hide TensorFlow's native log lines (written to file descriptor 2 by C++,
+    out of Python's reach) while exporting; every other line written to stderr
+    meanwhile is passed on afterwards. Only the command line does this: the
+    generated module and the library change no process-wide setting."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not NATIVE_LOG.match(line)))
 
 
 def report(compiled) -> str:

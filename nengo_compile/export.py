@@ -103,6 +103,7 @@ def export(compiled, options: ExportOptions, staged: Staged) -> None:
         path = Path(folder) / f"{name}.py"
         write(path, path.with_suffix(".npz"), compiled.source, compiled.params)
         spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         try:

@@ -113,7 +113,7 @@ class Payload:
         return self[name] if name in self else default
 
     def keys(self) -> list:
-        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -23,16 +23,14 @@ from .ir import LowerContext
 from .kinds.process import ProcessStep
 from .load import load
 from .lower import lower
+from .options import DTYPES, RUNTIMES
 from .plan import PlanStats, plan
 from .render import render
-from .render.runtime import RUNTIMES
 from .rewrite import rewrite
 from .translate import translate_functions
 from .write import check_outputs, output_paths, write
 
 logger = logging.getLogger("nengo_compile")
-
-DTYPES = ("float32", "float64")
 
 
 @dataclass(frozen=True)
@@ -133,6 +131,7 @@ def compile_file(
     dtype: str = "float32",
     translate: bool = True,
     exports: ExportOptions | None = None,
+    runtime: str = "paste",
 ) -> Compiled:
     """load -> build -> rewrite -> analyse -> translate -> plan -> lower -> render
     -> [export] -> write.
@@ -157,6 +156,7 @@ def compile_file(
         source_name=Path(model_file).name,
         network_name=loaded.name,
         translate=translate,
+        runtime=runtime,
     )
     timings.update(compiled.timings)
     staged = Staged()

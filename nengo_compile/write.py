@@ -33,7 +33,7 @@ from .errors import CompileError
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 LOCK_TIMEOUT = 60.0  # seconds; a rename phase takes milliseconds
@@ -119,7 +119,7 @@ def check_outputs(inputs, outputs, exports=None) -> None:
         try:
             st = os.stat(path)
         except OSError:  # does not exist (yet): it replaces nothing
-            key = ("new", os.path.normcase(os.path.realpath(path)))
+            key: tuple = ("new", os.path.normcase(os.path.realpath(path)))
         else:
             key = (st.st_dev, st.st_ino)
             if key in existing:

@@ -23,6 +23,30 @@ ROOT = Path(__file__).resolve().parent.parent
 _counter = itertools.count()
 
 
+#: test files that import TensorFlow as they are collected: left out where it is
+#: not installed (CI's no-TensorFlow tier, which runs `pytest -m notf`)
+collect_ignore = [] if importlib.util.find_spec("tensorflow") else ["test_simulator.py"]
+
+#: each test file's tier (see the markers in pyproject.toml); others: roundtrip
+TIERS = {
+    "test_architecture.py": "unit",
+    "test_plan.py": "unit",
+    "test_tolerance.py": "unit",
+    "test_write.py": "unit",
+    "test_generated.py": "generated",
+    "test_export.py": "export",
+}
+#: files whose every test needs no TensorFlow
+NO_TF_FILES = {"test_architecture.py", "test_plan.py", "test_tolerance.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(TIERS.get(item.path.name, "roundtrip"))
+        if item.path.name in NO_TF_FILES:
+            item.add_marker("notf")
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--update-golden",

@@ -50,6 +50,7 @@ def run_cli(capsys, *args):
     return code, out, err
 
 
+@pytest.mark.notf
 def test_help_documents_every_option():
     result = subprocess.run(
         [sys.executable, "-m", "nengo_compile", "--help"], capture_output=True, text=True
@@ -71,6 +72,7 @@ def test_compiles_example_with_report(tmp_path, capsys):
     assert set(module.PROBES) == {"a", "b", "b_spikes"}
 
 
+@pytest.mark.notf
 def test_no_network(tmp_path, capsys):
     model = write_model(tmp_path, "x = 1\n")
     code, _, err = run_cli(capsys, model, "-o", tmp_path / "out.py")
@@ -79,6 +81,7 @@ def test_no_network(tmp_path, capsys):
     assert not list(tmp_path.glob("out*"))
 
 
+@pytest.mark.notf
 def test_several_networks_need_a_name(tmp_path, capsys):
     text = "import nengo\nfirst = nengo.Network()\nsecond = nengo.Network()\n"
     model = write_model(tmp_path, text)
@@ -90,6 +93,7 @@ def test_several_networks_need_a_name(tmp_path, capsys):
     assert code == 0, err
 
 
+@pytest.mark.notf
 @pytest.mark.parametrize(
     "text, expected",
     [
@@ -107,6 +111,7 @@ def test_broken_model_file(tmp_path, capsys, text, expected):
     assert not list(tmp_path.glob("out*"))
 
 
+@pytest.mark.notf
 def test_missing_model_file(tmp_path, capsys):
     code, _, err = run_cli(capsys, tmp_path / "nope.py", "-o", tmp_path / "out.py")
     assert code == 2 and "not found" in err
@@ -129,6 +134,7 @@ def test_model_file_runs_from_its_own_folder(tmp_path, capsys):
     assert "17" in (tmp_path / "m_tf.py").read_text()
 
 
+@pytest.mark.notf
 def test_unwritable_output_leaves_nothing(tmp_path, capsys):
     model = write_model(tmp_path, GOOD)
     blocker = tmp_path / "a_file"
@@ -141,6 +147,7 @@ def test_unwritable_output_leaves_nothing(tmp_path, capsys):
     assert code == 2 and "importable" in err
 
 
+@pytest.mark.notf
 def test_failure_keeps_existing_outputs(tmp_path, capsys):
     """A failed compile never overwrites or half-writes previous outputs."""
     out = tmp_path / "out.py"
@@ -234,6 +241,7 @@ def _refused(capsys, model, *args, expected):
     return err
 
 
+@pytest.mark.notf
 @pytest.mark.parametrize(
     "output",
     ["model.py", "sub/../model.py", "{folder}/model.py", "hard.py", "tflite", "onnx", "onnx_step"],
@@ -257,6 +265,7 @@ def test_outputs_never_replace_the_model_file(tmp_path, capsys, monkeypatch, out
     assert f"is the model file {model}" in err
 
 
+@pytest.mark.notf
 def test_output_that_links_to_the_model_file_is_refused(tmp_path, capsys):
     """A symbolic link as output is refused (whatever it points to), and stays a link."""
     model = write_model(tmp_path, GOOD)
@@ -268,6 +277,7 @@ def test_output_that_links_to_the_model_file_is_refused(tmp_path, capsys):
     _refused(capsys, model, "-o", tmp_path / "dangling.py", expected="is a symbolic link")
 
 
+@pytest.mark.notf
 def test_outputs_never_replace_files_the_model_read(tmp_path, capsys):
     """Files the model file opened while it ran (np.load, imports) are inputs too."""
     np.savez(tmp_path / "weights.npz", w=np.ones(3))
@@ -289,6 +299,7 @@ def test_outputs_never_replace_files_the_model_read(tmp_path, capsys):
         os.chdir(old)
 
 
+@pytest.mark.notf
 def test_saved_model_folder_that_would_replace_inputs_is_refused(tmp_path, capsys, monkeypatch):
     """A SavedModel replaces its folder: never one holding the model, never a non-SavedModel."""
     monkeypatch.chdir(tmp_path)
@@ -301,6 +312,7 @@ def test_saved_model_folder_that_would_replace_inputs_is_refused(tmp_path, capsy
     _refused(capsys, model, "--tflite", "docs", expected="is a folder, not a file")
 
 
+@pytest.mark.notf
 def test_two_outputs_naming_one_file_are_refused(tmp_path, capsys):
     model = write_model(tmp_path, GOOD)
     _refused(capsys, model, "-o", tmp_path / "m.py", "--onnx", tmp_path / "m.npz", expected="same")

@@ -35,6 +35,7 @@ def _pinned(source: str) -> str:
     return "".join(line for line in lines if not line.startswith("# Compiled with"))
 
 
+@pytest.mark.notf
 @pytest.mark.parametrize("golden", sorted(GOLDEN_MODELS))
 def test_generated_source_matches_golden(golden, update_golden):
     name, dtype = GOLDEN_MODELS[golden]
@@ -49,6 +50,7 @@ def test_generated_source_matches_golden(golden, update_golden):
     )
 
 
+@pytest.mark.notf
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_generated_source_is_valid_and_formatted(name, tmp_path):
     compiled, path = compile_to(CORPUS[name](), tmp_path)
@@ -56,6 +58,7 @@ def test_generated_source_is_valid_and_formatted(name, tmp_path):
     assert_ruff_formatted(path)
 
 
+@pytest.mark.notf
 def test_long_labels_stay_formatted(tmp_path):
     """Labels of any length reach the module in ruff-stable form."""
     import nengo
@@ -71,6 +74,7 @@ def test_long_labels_stay_formatted(tmp_path):
     assert_ruff_formatted(path)
 
 
+@pytest.mark.notf
 def test_same_model_and_seed_give_identical_files(tmp_path):
     first, path1 = compile_to(CORPUS["synapses"](), tmp_path / "a", name="same_tf")
     second, path2 = compile_to(CORPUS["synapses"](), tmp_path / "b", name="same_tf")
@@ -78,6 +82,7 @@ def test_same_model_and_seed_give_identical_files(tmp_path):
     assert path1.with_suffix(".npz").read_bytes() == path2.with_suffix(".npz").read_bytes()
 
 
+@pytest.mark.notf
 def test_template_cache_is_only_a_speed_up(tmp_path, monkeypatch):
     """Compiled templates are kept between processes (Jinja's bytecode cache);
     with a cache that cannot be written the output is the same."""
@@ -113,6 +118,7 @@ def test_seed_option_acts_as_network_seed(tmp_path):
     assert seeded_tf.SEED == 77
 
 
+@pytest.mark.notf
 def test_unseeded_network_records_its_random_seed():
     net = CORPUS["feedforward"]()
     net.seed = None

@@ -29,6 +29,7 @@ def _top_level_names(path) -> set:
     return names - {"__all__"}
 
 
+@pytest.mark.notf
 def test_runtime_files_share_one_namespace_without_clashes():
     """Pasted into one module, no runtime file may redefine another's names or a table's."""
     seen = {}
@@ -41,6 +42,7 @@ def test_runtime_files_share_one_namespace_without_clashes():
     assert listed == set(FILES), "every runtime file is pasted (runtime.FILES)"
 
 
+@pytest.mark.notf
 def test_generated_module_holds_the_runtime_verbatim():
     from nengo_compile.render.runtime import _pasted
 
@@ -67,6 +69,7 @@ def test_import_runtime_gives_the_same_values(tmp_path):
         np.testing.assert_array_equal(a[name], b[name])
 
 
+@pytest.mark.notf
 def test_unknown_runtime_is_a_clear_error():
     from nengo_compile import CompileError
 
@@ -74,6 +77,7 @@ def test_unknown_runtime_is_a_clear_error():
         compile_network(CORPUS["feedforward"](), runtime="copy")
 
 
+@pytest.mark.notf
 def test_no_tensorflow_to_import_or_compile(tmp_path):
     """Importing nengo_compile and compiling a model (no exports) leave TensorFlow unimported."""
     code = f"""

@@ -196,6 +196,7 @@ def _compiled(size=5):
     return compile_network(net, module_name="out")
 
 
+@pytest.mark.notf
 def test_interrupted_write_keeps_the_previous_pair(tmp_path, monkeypatch):
     """Stopped while writing its temporary files: the old pair stays, nothing else."""
     out = tmp_path / "out.py"
@@ -213,6 +214,7 @@ def test_interrupted_write_keeps_the_previous_pair(tmp_path, monkeypatch):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+@pytest.mark.notf
 def test_symlinked_output_is_refused(tmp_path):
     """An output that is a symbolic link is refused; the link and its target stay."""
     target = tmp_path / "elsewhere.py"
@@ -232,6 +234,7 @@ def _read_only_model(tmp_path):
     return model, folder
 
 
+@pytest.mark.notf
 def test_read_only_folder_is_refused(tmp_path, capsys):
     """A folder we may not write to: one line naming it, exit status 2, nothing left."""
     if os.geteuid() == 0:
@@ -248,6 +251,7 @@ def test_read_only_folder_is_refused(tmp_path, capsys):
         folder.chmod(0o755)
 
 
+@pytest.mark.notf
 def test_read_only_folder_is_refused_simulated(tmp_path, capsys, monkeypatch):
     """The same where the system denies the first file (as for root, who may write anywhere)."""
     model, folder = _read_only_model(tmp_path)
@@ -263,6 +267,7 @@ def test_read_only_folder_is_refused_simulated(tmp_path, capsys, monkeypatch):
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.notf
 def test_failed_rename_leaves_no_temporaries(tmp_path, monkeypatch):
     """A rename the system refuses: a one-line error, no temporary files, no mixed pair."""
     out = tmp_path / "out.py"
@@ -283,6 +288,7 @@ def test_failed_rename_leaves_no_temporaries(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz"]  # the module went first
 
 
+@pytest.mark.notf
 def test_lock_file_fallback(tmp_path, monkeypatch):
     """Without flock: an exclusive lock file, removed after; a stale one is taken over."""
     monkeypatch.setattr(write_stage, "fcntl", None)

@@ -243,7 +243,7 @@ def _where(cls) -> str:
         try:
             file = inspect.getsourcefile(obj)
             _, line = inspect.getsourcelines(obj)
-            return f"{Path(file).name}:{line}"
+            return f"{Path(file or '?').name}:{line}"
         except (TypeError, OSError):
             continue
     return cls.__qualname__
@@ -375,6 +375,7 @@ def _constant(attr: str, value):
             raise NotSelfContained(f"parameter {attr!r} is NaN")
     else:
         raise NotSelfContained(f"step reads self.{attr}, which is not a number")
+    node: ast.expr
     if math.isinf(value):
         node = ast.Attribute(value=ast.Name(id="np", ctx=ast.Load()), attr="inf", ctx=ast.Load())
     else:

@@ -30,7 +30,7 @@ _SS_CACHE: dict = {}
 
 def _discrete_ss(process, dt) -> tuple:
     num, den = np.asarray(process.num), np.asarray(process.den)
-    key = (type(process), num.tobytes(), num.shape, den.tobytes(), den.shape)
+    key: tuple = (type(process), num.tobytes(), num.shape, den.tobytes(), den.shape)
     key += (process.analog, process.method, float(dt))
     if key not in _SS_CACHE:
         if len(_SS_CACHE) >= 4096:

@@ -164,7 +164,7 @@ def _source(fn) -> str:
     try:
         file = inspect.getsourcefile(fn)
         _, line = inspect.getsourcelines(fn)
-        return f"{Path(file).name}:{line}"
+        return f"{Path(file or '?').name}:{line}"
     except (TypeError, OSError):
         return getattr(fn, "__qualname__", type(fn).__name__)
 

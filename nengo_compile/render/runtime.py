@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from ..options import RUNTIMES
 from ..runtime import FILES
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
-RUNTIMES = ("paste", "import")
 #: imports that every module needs, whatever the runtime's placement
 MODULE_IMPORTS = ("import numpy as np", "import tensorflow as tf")
 #: top-level packages that are not Python's own (imported after those)
@@ -44,9 +44,9 @@ def runtime_source(mode: str) -> RuntimeSource:
         )
         return RuntimeSource(_sorted(imports), ())
     pasted = {name: _pasted(name) for name in FILES}
-    imports = {line for lines, _ in pasted.values() for line in lines}
+    lines = {line for imports, _ in pasted.values() for line in imports}
     return RuntimeSource(
-        _sorted({*imports, *MODULE_IMPORTS}),
+        _sorted({*lines, *MODULE_IMPORTS}),
         tuple((name, body) for name, (_, body) in pasted.items()),
     )
 
@@ -84,7 +84,7 @@ def _pasted(name: str) -> tuple:
                 imports.append(ast.get_source_segment(text, node))
         elif not (docstring or is_all):
             continue
-        drop.update(range(node.lineno - 1, node.end_lineno))
+        drop.update(range(node.lineno - 1, node.end_lineno or node.lineno))
     kept = [line for i, line in enumerate(lines) if i not in drop]
     body = "\n".join(kept).strip("\n")
     return tuple(imports), body

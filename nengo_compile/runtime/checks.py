@@ -134,8 +134,9 @@ def _checked_state(state, blocks: Mapping, dtype, key: str = "") -> dict:
     ``blocks`` is the model's ``BLOCKS``."""
     if not isinstance(state, dict):
         raise TypeError(f"state must be a dict like initial_state() (got {type(state).__name__})")
-    if key and getattr(state, "model", "") not in ("", key):
-        raise ValueError(f"this state belongs to another model ({state.model}), not {key}")
+    made_by = getattr(state, "model", "")
+    if key and made_by not in ("", key):
+        raise ValueError(f"this state belongs to another model ({made_by}), not {key}")
     missing = sorted({"step", *blocks} - set(state))
     unknown = sorted(set(state) - {"step", *blocks})
     if missing or unknown:

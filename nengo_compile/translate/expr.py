@@ -16,6 +16,7 @@ raises `Untranslatable`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class Value:
 
 @dataclass(frozen=True, eq=False)
 class Const(Value):
-    array: np.ndarray = field(default=None, repr=False)
+    array: Any = field(default=None, repr=False)  # np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,7 +82,7 @@ def const(value) -> Const:
     return Const(array.shape, kind, False, array)
 
 
-def is_const(v) -> bool:
+def is_const(v: object) -> TypeGuard[Const]:
     return isinstance(v, Const)
 
 
