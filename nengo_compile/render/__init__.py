@@ -13,6 +13,7 @@ from the user (labels, file names) reaches the generated code:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -164,6 +165,30 @@ TABLES = (
 )
 
 
+#: operators named in a group's comment (the rest are counted)
+SOURCES_SHOWN = 6
+
+
+@dataclass(frozen=True)
+class ProbeRead:
+    """What the template places for one probe: the access it reads, or (a
+    probe of a constant) the size and value to fill; and its shape."""
+
+    name: str
+    shape: tuple  # ("batch", *shape): the reshape of one step's value
+    access: ir.Access | None = None
+    size: int = 0
+    const: ir.Const | None = None
+
+
+def _probe_read(probe: ir.Probe, program: ir.Program) -> ProbeRead:
+    shape = ("batch", *probe.shape)
+    if isinstance(probe.read, ir.Access):
+        return ProbeRead(probe.name, shape, access=probe.read)
+    size = program.params[probe.read.param].size if probe.read.param else 1
+    return ProbeRead(probe.name, shape, size=size, const=probe.read)
+
+
 def render(program: ir.Program, module_name: str, params_file: str, runtime: str = "paste") -> str:
     """The generated module's source; ``runtime`` places the runtime's code
     (``"paste"``: copied into the module; ``"import"``: imported from
@@ -176,10 +201,22 @@ def render(program: ir.Program, module_name: str, params_file: str, runtime: str
     # set by each group's op kind: draws random numbers (not portable to
     # TFLite or ONNX); has an operation without an XLA kernel
     random_groups = [f"group {g.index}: {g.title}" for g in program.groups if g.random]
+    # each group's comment: its first operators, and how many more
+    notes = [
+        [*g.sources[:SOURCES_SHOWN]]
+        + (
+            [f"... and {len(g.sources) - SOURCES_SHOWN} more"]
+            if len(g.sources) > SOURCES_SHOWN
+            else []
+        )
+        for g in program.groups
+    ]
     no_xla_groups = [f"group {g.index}: {g.title}" for g in program.groups if g.no_xla]
     return env.get_template("module.py.j2").render(
         program=program,
         bodies=bodies,
+        notes=notes,
+        probe_reads=[_probe_read(pr, program) for pr in program.probes],
         random_groups=random_groups,
         no_xla_groups=no_xla_groups,
         module_name=module_name,
