@@ -196,6 +196,8 @@ def write(module_path: Path, params_path: Path, source: str, params: dict) -> No
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)
         with _folder_locked(folder, module_path.name):
+            if all(_holds(path, data) for path, data in contents):
+                return  # both are these bytes already: left as they are (times kept)
             # No module beside parameters that are not its own, at any moment
             if os.path.lexists(module_path):
                 os.unlink(module_path)
@@ -207,6 +209,16 @@ def write(module_path: Path, params_path: Path, source: str, params: dict) -> No
         for tmp in temps:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether ``path`` is a regular file holding exactly ``data``."""
+    try:
+        if not path.is_file() or path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except OSError:
+        return False
 
 
 @contextmanager

@@ -299,9 +299,29 @@ def test_lock_file_fallback(tmp_path, monkeypatch):
     lock = tmp_path / ".out.py.lock"
     lock.touch()  # held by a running compile: we wait, then give up with a message
     monkeypatch.setattr(write_stage, "LOCK_TIMEOUT", 0.2)
+    compiled = _compiled(6)  # other bytes (the same bytes are left as they are)
     with pytest.raises(CompileError, match="another compile is writing"):
         write_stage.write(out, out.with_suffix(".npz"), compiled.source, compiled.params)
     old = time.time() - 2 * write_stage.STALE_LOCK_AGE  # left by a killed compile
     os.utime(lock, (old, old))
     write_stage.write(out, out.with_suffix(".npz"), compiled.source, compiled.params)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz", "out.py"]
+
+
+@pytest.mark.notf
+def test_unchanged_outputs_are_not_rewritten(tmp_path):
+    """A second compile of an unchanged model leaves byte-identical outputs as
+    they are (same inode and modification time); a changed one replaces both."""
+    out = tmp_path / "out.py"
+    compiled = _compiled(5)
+    write_stage.write(out, out.with_suffix(".npz"), compiled.source, compiled.params)
+    before = [(p.stat().st_ino, p.stat().st_mtime_ns) for p in (out, out.with_suffix(".npz"))]
+    time.sleep(0.01)
+    again = _compiled(5)
+    write_stage.write(out, out.with_suffix(".npz"), again.source, again.params)
+    after = [(p.stat().st_ino, p.stat().st_mtime_ns) for p in (out, out.with_suffix(".npz"))]
+    assert after == before
+    changed = _compiled(6)
+    write_stage.write(out, out.with_suffix(".npz"), changed.source, changed.params)
+    assert out.read_text() == changed.source
+    assert [p.stat().st_ino for p in (out, out.with_suffix(".npz"))] != [b[0] for b in before]
