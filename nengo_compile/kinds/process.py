@@ -14,6 +14,7 @@ import copy
 
 import numpy as np
 from nengo.builder.processes import SimProcess
+from nengo.processes import WhiteSignal
 from nengo.utils.graphs import toposort
 from nengo.utils.simulator import operator_dependency_graph
 
@@ -37,6 +38,11 @@ def output_request(ops):
     return AccessRequest("output", write_mode(ops), tuple(seg(op.output) for op in ops))
 
 
+#: Nengo's process types whose whole output is drawn in ``make_step`` (the
+#: others draw every step, or not at all)
+FIXED_AT_MAKE_STEP = (WhiteSignal,)
+
+
 class SimulatorRngs:
     """The generator ``nengo.Simulator(seed=seed)`` gives each unseeded process.
 
@@ -54,7 +60,8 @@ class SimulatorRngs:
     see `nengo_compile.kinds.signals` for what the optimizer changes), only when
     a kind first asks (its cost grows with the model: about a second per 100k
     operators). ``rng(op)`` is a fresh copy of the generator ``op``'s process
-    gets, so drawing from it replays Nengo's own draws.
+    gets, so drawing from it replays Nengo's own draws (kept for the process
+    types of `FIXED_AT_MAKE_STEP` only).
     """
 
     def __init__(self, operators, seed: int | None):
@@ -73,7 +80,7 @@ class SimulatorRngs:
             for o in order:
                 if isinstance(o, SimProcess):  # the call SimProcess.make_step makes
                     rng = o.process.get_rng(shared)
-                    if o.process.seed is None:
+                    if o.process.seed is None and isinstance(o.process, FIXED_AT_MAKE_STEP):
                         self._states[o] = rng
         rng = self._states.get(op)
         return None if rng is None else copy.deepcopy(rng)
