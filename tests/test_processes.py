@@ -1,11 +1,14 @@
 """Nengo's processes compiled to TF: exact where Nengo's values can be computed
 at compile time, statistically faithful where they are random draws.
 
-Random processes cannot reproduce Nengo's draws (Nengo uses NumPy's Mersenne
-Twister, the compiled module counter-based Philox draws), so they are compared
-with nengo.Simulator runs of the same network through their statistics:
+Random processes that draw every step cannot reproduce Nengo's draws (Nengo
+uses NumPy's Mersenne Twister, the compiled module counter-based Philox draws),
+so they are compared with nengo.Simulator runs of the same network through their
+statistics:
 means, spreads, distributions (two-sample Kolmogorov-Smirnov), correlation in
-time and spectra. All seeds are fixed, so these tests are deterministic.
+time and spectra. An unseeded WhiteSignal draws its whole period at the start,
+so under the default seed it is Nengo's own period, compared within 1e-9. All
+seeds are fixed, so these tests are deterministic.
 """
 
 from __future__ import annotations
