@@ -275,3 +275,4 @@ class LowerContext:
     hooks: Mapping | None = None  # SimPyFunc op -> Hook
     check_finite: bool = False  # translated functions check their output is finite
     translation: Any = None  # nengo_compile.translate.Translation (None: no translation)
+    simulator_rngs: Any = None  # kinds.process.SimulatorRngs: what nengo.Simulator draws

@@ -1,11 +1,14 @@
 """Nengo's processes compiled to TF: exact where Nengo's values can be computed
 at compile time, statistically faithful where they are random draws.
 
-Random processes cannot reproduce Nengo's draws (Nengo uses NumPy's Mersenne
-Twister, the compiled module counter-based Philox draws), so they are compared
-with nengo.Simulator runs of the same network through their statistics:
+Random processes that draw every step cannot reproduce Nengo's draws (Nengo
+uses NumPy's Mersenne Twister, the compiled module counter-based Philox draws),
+so they are compared with nengo.Simulator runs of the same network through their
+statistics:
 means, spreads, distributions (two-sample Kolmogorov-Smirnov), correlation in
-time and spectra. All seeds are fixed, so these tests are deterministic.
+time and spectra. An unseeded WhiteSignal draws its whole period at the start,
+so under the default seed it is Nengo's own period, compared within 1e-9. All
+seeds are fixed, so these tests are deterministic.
 """
 
 from __future__ import annotations
@@ -232,10 +235,16 @@ def test_brown_noise_variance_grows_linearly(random_runs):
 
 
 def test_unseeded_white_signal_spectrum(random_runs):
-    """Periodic, band-limited below ``high`` and with Nengo's rms."""
-    _, ref, _, _, outputs = random_runs
+    """Under a seed other than the default (whose period is Nengo's own, below),
+    periodic, band-limited below ``high`` and with Nengo's rms."""
+    _, ref, _, model, _ = random_runs
     period = 500  # steps
-    ours = outputs["signal"]
+    model.set_seed(1234)
+    try:
+        ours = model.run(N_STEPS, batch_size=BATCH)["signal"]
+    finally:
+        model.set_seed(None)
+    assert not np.array_equal(ours[0], ours[1])  # Philox draws: rows differ
     np.testing.assert_allclose(ours[:, period:], ours[:, :-period], atol=1e-12)
     freqs = np.fft.rfftfreq(period, DT)
     for signal in (ours.transpose(0, 2, 1).reshape(-1, N_STEPS), ref["signal"].T):
@@ -256,7 +265,8 @@ def test_runs_agree_and_rows_differ(random_runs):
         # the same graph on the same shapes in this process: bit for bit
         np.testing.assert_array_equal(again[name], outputs[name])
         np.testing.assert_array_equal(fresh[name], outputs[name])
-        assert not np.array_equal(outputs[name][0], outputs[name][1]), name
+        if name != "signal":  # the unseeded WhiteSignal: Nengo's own period
+            assert not np.array_equal(outputs[name][0], outputs[name][1]), name
     # streaming in chunks continues the same draws (runs of other lengths are
     # other XLA compilations: the same values to rounding)
     first, state = model.run(300, batch_size=BATCH, return_state=True)
@@ -392,12 +402,138 @@ def test_processes_without_tf_form_stay_python_hooks():
     with pytest.warns(TranslationWarning) as record:
         compiled = compile_network(net)
     hooks = [h for h in compiled.program.hooks if not h.translated]
-    assert len(hooks) == 6 and len(record) == 6
+    assert len(hooks) == 5 and len(record) == 5  # not the unseeded WhiteSignal with y0
     reasons = "\n".join(h.reason for h in hooks)
-    for text in ("Choice", "callable", "y0 and no seed", "Custom", "UniformHypersphere"):
+    for text in ("Choice", "callable", "Custom", "UniformHypersphere", "Triangle"):
         assert text in reasons
     with nengo.Simulator(net, progress_bar=False) as ref, Simulator(net, progress_bar=False) as sim:
         ref.run_steps(100)
         sim.run_steps(100)
     for probe in (probes[1], probes[3]):  # deterministic: Nengo's own step, exactly
         np.testing.assert_allclose(sim.data[probe], ref.data[probe], atol=1e-12)
+    # compiled: the period Nengo draws for it (after the unseeded Choice noise's draw)
+    np.testing.assert_allclose(sim.data[probes[2]], ref.data[probes[2]], atol=1e-12)
+
+
+# ---- unseeded WhiteSignals: the periods nengo.Simulator draws ---------------------
+
+
+def unseeded_signals(seed=5):
+    """Unseeded WhiteSignals after processes that take their generators from
+    nengo.Simulator's before them in its step order (per-step noise; a seeded
+    WhiteSignal, which takes none), feeding an ensemble."""
+    with nengo.Network(seed=seed, label="unseeded signals") as net:
+        sources = {
+            "noise": (WhiteNoise(), 2),
+            "filtered": (FilteredNoise(nengo.Lowpass(0.01)), 1),
+            "seeded": (WhiteSignal(0.3, high=10, seed=2), 1),
+            "first": (WhiteSignal(0.5, high=12), 2),
+            "second": (WhiteSignal(0.25, high=20, rms=0.3), 3),
+            "y0": (WhiteSignal(0.2, high=15, y0=0.1), 1),
+        }
+        nodes = {}
+        for label, (process, size) in sources.items():
+            nodes[label] = nengo.Node(process, size_out=size, label=label)
+            nengo.Probe(nodes[label], label=label)
+        ens = nengo.Ensemble(40, 2, label="ens")
+        nengo.Connection(nodes["first"], ens)
+        nengo.Connection(nodes["second"][:2], ens, transform=0.5, synapse=0.01)
+        nengo.Probe(ens, synapse=0.01, label="decoded")
+        nengo.Probe(ens.neurons, label="spikes")
+    return net
+
+
+#: the probes of `unseeded_signals` that do not depend on per-step noise
+EXACT = ("seeded", "first", "second", "y0", "decoded", "spikes")
+
+
+@pytest.mark.parametrize(
+    "net_seed, seed",
+    [(5, None), (None, 11), (5, 8)],
+    ids=["network-seed", "compile-seed-unseeded-network", "compile-seed-over-network-seed"],
+)
+def test_unseeded_white_signals_match_nengo_float64(net_seed, seed, tmp_path):
+    """``compile_network(net, seed=N)`` is ``net.seed = N; nengo.Simulator(net)``,
+    whose simulator seed N + 1 draws each unseeded WhiteSignal's period."""
+    net = unseeded_signals(net_seed)
+    n_steps = 700  # more than a period of each
+    data, _ = reference(net, n_steps, seed=seed)
+    ref = dict(zip([p.label for p in net.all_probes], data))
+    compiled, module = compile_and_load(net, tmp_path, dtype="float64", seed=seed)
+    assert module.SEED == (net_seed if seed is None else seed)
+    assert not [h for h in compiled.program.hooks if not h.translated]
+    model = module.Model()
+    outputs = model.run(n_steps, batch_size=2)
+    errors = max_errors(net, module, outputs, data)
+    assert max(errors[name] for name in EXACT) <= 1e-9, errors
+    for name in EXACT:
+        assert_close_across_kernels(outputs[name][1], outputs[name][0], name)
+    for name in ("first", "second", "y0"):
+        assert np.ptp(ref[name]) > 0.2, name  # not trivially zero
+    # another seed: the unseeded WhiteSignals without y0 draw other signals (Philox)
+    model.set_seed(1234)
+    other = model.run(n_steps, batch_size=2)
+    for name in ("first", "second"):
+        assert np.max(np.abs(other[name][0] - ref[name])) > 0.05, name
+        assert not np.array_equal(other[name][0], other[name][1]), name
+    for name in ("seeded", "y0"):  # its own seed; y0: the default seed's period, kept
+        assert np.max(np.abs(other[name][0] - ref[name])) <= 1e-9, name
+
+
+def test_unseeded_white_signals_in_nengo_compile_simulator():
+    """nengo_compile.Simulator compiles with the network's seed and runs under
+    network.seed + 1 by default: Nengo's own periods."""
+    from nengo_compile import Simulator
+
+    net = unseeded_signals(7)
+    probes = {p.label: p for p in net.all_probes}
+    with nengo.Simulator(net, progress_bar=False) as ref, Simulator(net, progress_bar=False) as sim:
+        ref.run_steps(600)
+        sim.run_steps(600)
+        for name in EXACT:
+            np.testing.assert_allclose(sim.data[probes[name]], ref.data[probes[name]], atol=1e-9)
+        sim.reset(seed=ref.seed + 1)  # another seed: another signal
+        sim.run_steps(100)
+        first = probes["first"]
+        assert np.max(np.abs(sim.data[first] - ref.data[first][:100])) > 0.05
+
+
+def test_unseeded_ensemble_noise_signal_matches_unoptimized_nengo(tmp_path):
+    """A WhiteSignal as ensemble noise follows other operators in the step order
+    (the connection's synapse among them); Nengo's optimizer can reorder those
+    from one process to the next, so its place is Nengo's without the optimizer."""
+    with nengo.Network(seed=3) as net:
+        stim = nengo.Node(WhiteSignal(0.4, high=8), label="stim")
+        ens = nengo.Ensemble(30, 1, noise=WhiteSignal(0.2, high=30, rms=0.5), label="ens")
+        nengo.Connection(stim, ens)
+        nengo.Probe(ens.neurons, "input", label="input")
+        nengo.Probe(ens, synapse=0.01, label="decoded")
+    n_steps = 500
+    with nengo.Simulator(net, optimize=False, progress_bar=False) as sim:
+        sim.run_steps(n_steps)
+        data = [sim.data[p] for p in net.all_probes]
+    _, module = compile_and_load(net, tmp_path, dtype="float64")
+    errors = max_errors(net, module, module.Model().run(n_steps), data)
+    assert max(errors.values()) <= 1e-9, errors
+
+
+def test_unseeded_white_signal_sources_are_deterministic(tmp_path, monkeypatch):
+    """Byte-identical outputs for one model and seed; formatted; and a period too
+    long to tabulate keeps only the Philox form (with y0: a hook)."""
+    from nengo_compile.kinds import signals
+
+    first = compile_network(unseeded_signals(), module_name="signals")
+    second = compile_network(unseeded_signals(), module_name="signals")
+    assert first.source == second.source
+    assert first.params.keys() == second.params.keys()
+    for name, value in first.params.items():
+        np.testing.assert_array_equal(second.params[name], value)
+    monkeypatch.setattr(signals, "MAX_TABLE", 100)
+    with pytest.warns(UserWarning, match="y0"):
+        untabulated = compile_network(unseeded_signals(), module_name="signals")
+    titles = [g.title for g in untabulated.program.groups if g.kind == "white_signal"]
+    assert sum("random" in title and "seed" not in title for title in titles) == 2, titles
+    for index, source in enumerate((first.source, untabulated.source)):
+        path = tmp_path / f"signals{index}.py"
+        path.write_text(source)
+        assert_ruff_formatted(path)

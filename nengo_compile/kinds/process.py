@@ -10,8 +10,13 @@ function. A synapse's refusal is the model's error, not a hook.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from nengo.builder.processes import SimProcess
+from nengo.processes import WhiteSignal
+from nengo.utils.graphs import toposort
+from nengo.utils.simulator import operator_dependency_graph
 
 from .. import ir
 from ..ir import AccessRequest
@@ -31,6 +36,54 @@ def write_mode(ops) -> str:
 
 def output_request(ops):
     return AccessRequest("output", write_mode(ops), tuple(seg(op.output) for op in ops))
+
+
+#: Nengo's process types whose whole output is drawn in ``make_step`` (the
+#: others draw every step, or not at all)
+FIXED_AT_MAKE_STEP = (WhiteSignal,)
+
+
+class SimulatorRngs:
+    """The generator ``nengo.Simulator(seed=seed)`` gives each unseeded process.
+
+    Nengo's rule (``Simulator.reset``): one ``RandomState(seed)`` is shared by
+    the operators' ``make_step`` calls, made in the step order
+    (``toposort(operator_dependency_graph(operators))``, keeping the operators
+    that have ``make_step``); ``SimProcess.make_step`` passes it to
+    ``process.get_rng``, which draws one ``randint(maxint)`` from it for a
+    process without a seed (synapses included) and returns
+    ``RandomState(that)``; a process with a seed gets ``RandomState(seed)``
+    and draws nothing. No other built operator of Nengo's draws from it.
+
+    The step order is computed with Nengo's own functions, on the operators
+    Nengo built (its optimizer not run, as ``nengo.Simulator(optimize=False)``;
+    see `nengo_compile.kinds.signals` for what the optimizer changes), only when
+    a kind first asks (its cost grows with the model: 9-12 s on a loaded
+    2-core machine for 100k operators, whose build took 134 s). ``rng(op)`` is a fresh copy of the generator ``op``'s process
+    gets, so drawing from it replays Nengo's own draws (kept for the process
+    types of `FIXED_AT_MAKE_STEP` only).
+    """
+
+    def __init__(self, operators, seed: int | None):
+        self.operators = operators
+        self.seed = seed  # None: no simulator seed Nengo could use (>= 2**32)
+        self._states = None
+
+    def rng(self, op) -> np.random.RandomState | None:
+        if self.seed is None:
+            return None
+        if self._states is None:
+            shared = np.random.RandomState(self.seed)
+            dg = operator_dependency_graph(self.operators)
+            order = [o for o in toposort(dg) if hasattr(o, "make_step")]
+            self._states = {}
+            for o in order:
+                if isinstance(o, SimProcess):  # the call SimProcess.make_step makes
+                    rng = o.process.get_rng(shared)
+                    if o.process.seed is None and isinstance(o.process, FIXED_AT_MAKE_STEP):
+                        self._states[o] = rng
+        rng = self._states.get(op)
+        return None if rng is None else copy.deepcopy(rng)
 
 
 class ProcessKind(OpKind):

@@ -9,15 +9,30 @@ with Nengo's own code where it has any, and selected with the step counter:
   piece (Nengo's ``searchsorted(tp, t + dt / 2)`` rule evaluated here) and a
   table of values; the other interpolations are nonzero only between the
   first and last time, so Nengo's interpolator is tabulated per step there.
-* ``WhiteSignal`` with its own ``seed``: periodic, so Nengo's code computes
-  one whole period here, exactly as ``nengo.Simulator`` does. Without a seed:
-  Nengo's spectrum (the same band-limited Fourier coefficients, drawn once
-  per run) evaluated at ``step % period``.
+* ``WhiteSignal``: periodic, and its whole period is drawn once, in
+  ``make_step``, so Nengo's code computes that period here, exactly as
+  ``nengo.Simulator`` does, and the step counter indexes it. With its own
+  ``seed`` the period is always the same. Without one, ``nengo.Simulator``
+  draws it from the generator its rule gives the process (`SimulatorRngs`:
+  the simulator seed, the step order, the unseeded processes before it); the
+  period is that of the default simulator seed ``SEED + 1``. Under another
+  seed (``Model(seed=...)``) the module draws Nengo's spectrum instead (the
+  same band-limited Fourier coefficients, Philox draws, once per run)
+  evaluated at ``step % period``; with ``y0`` (whose shift needs the whole
+  period) the default seed's period is kept.
+
+  Exact for ``nengo.Simulator(optimize=False)``, and for the default
+  ``optimize=True`` where the WhiteSignal is a Node's (its operator then has
+  no predecessor, and Nengo's toposort takes every such operator first, in
+  build order, which the optimizer keeps). Nengo's optimizer iterates sets of
+  operators, so where other operators precede it (a WhiteSignal as ensemble
+  ``noise``), its place in Nengo's own step order, and so its period, can
+  change from one Python process to the next.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -32,7 +47,7 @@ from .process import MAX_TABLE, STREAMS, SourceKind
 
 @dataclass(frozen=True)
 class ExactSignal(ir.Payload):
-    """One period of a seeded WhiteSignal, tabulated: row ``step % period``."""
+    """One period of a WhiteSignal, tabulated: row ``step % period``."""
 
     size: int
     period: int
@@ -43,7 +58,8 @@ class ExactSignal(ir.Payload):
 @dataclass(frozen=True)
 class RandomSignal(ir.Payload):
     """An unseeded WhiteSignal: Fourier coefficients drawn once per run (key
-    code and stream), evaluated at ``step % period``."""
+    code and stream), evaluated at ``step % period``; where ``table`` is
+    given, under the seed ``exact_seed`` Nengo's own period instead."""
 
     size: int
     period: int
@@ -55,6 +71,8 @@ class RandomSignal(ir.Payload):
     key: str
     stream: int
     streams: int
+    table: str | None = None
+    exact_seed: int | None = None
     exact: ClassVar[bool] = False
 
 
@@ -99,25 +117,40 @@ def _white_signal_check(op, dt):
             attr="high",
             obj=process,
         )
-    n_coefficients = int(np.ceil(process.period / dt / 2.0))
-    if process.seed is not None and 2 * n_coefficients * op.output.size > MAX_TABLE:
+    if _tabulate(op, dt) is None:
         raise NotImplementedError(f"WhiteSignal period too long to tabulate ({tag(op)})")
-    if process.seed is None and process.y0 is not None:
-        raise NotImplementedError(
-            f"WhiteSignal with y0 and no seed ({tag(op)}); give the process a seed "
-            "(a seeded WhiteSignal is compiled exactly)"
-        )
+
+
+def _tabulate(op, dt) -> bool | None:
+    """Whether the WhiteSignal's period is tabulated (None: it must be, and
+    is too long)."""
+    process = op.process
+    n_coefficients = int(np.ceil(process.period / dt / 2.0))
+    fits = 2 * n_coefficients * op.output.size <= MAX_TABLE
+    if process.seed is not None or process.y0 is not None:
+        return True if fits else None
+    return fits
+
+
+def _period(op, dt, rng):
+    """One period of the WhiteSignal, from Nengo's own ``make_step`` with ``rng``."""
+    size = op.output.size
+    n = int(np.ceil(op.process.period / dt / 2.0))
+    step_f = op.process.make_step((0,), (size,), dt, rng, {})
+    return np.array([step_f(s * dt) for s in range(2 * n)]).reshape(2 * n, size)
 
 
 @register(WhiteSignal)
 class WhiteSignalKind(SourceKind):
     """WhiteSignal: a band-limited periodic signal.
 
-    With a process seed, one period computed by Nengo's own ``make_step`` is
-    stored and indexed by ``step % period`` (exact). Without one, the Fourier
-    coefficients Nengo would draw are drawn once per run from the model seed,
-    and the inverse real FFT is evaluated at the current step as a sum over
-    the coefficients below the cut-off.
+    One period computed by Nengo's own ``make_step`` is stored and indexed
+    by ``step % period`` (exact): with the process's seed, or without one with
+    the generator ``nengo.Simulator`` gives the process under the default
+    seed (``ctx.simulator_rngs``). Without a seed and with ``y0=None``, another
+    seed draws the Fourier coefficients Nengo would draw, once per run, from
+    the model seed, and evaluates the inverse real FFT at the current step as
+    a sum over the coefficients below the cut-off.
     """
 
     name = "white_signal"
@@ -143,11 +176,25 @@ class WhiteSignalKind(SourceKind):
             writes={"output": out.access},
         )
         if process.seed is not None:
-            rng = np.random.RandomState(process.seed)
-            step_f = process.make_step((0,), (size,), dt, rng, {})
-            table = np.array([step_f(s * dt) for s in range(period)]).reshape(period, size)
+            table = _period(op, dt, np.random.RandomState(process.seed))
             values = ExactSignal(size, period, params.add("white_signal", table))
             title = f"WhiteSignal (seed {process.seed}, period of {period} steps, exact)"
+            return ir.Group(**group, title=title, values=values)
+
+        rngs = ctx.simulator_rngs
+        rng = rngs.rng(op) if rngs is not None and _tabulate(op, dt) else None
+        if process.y0 is not None:
+            if rng is None:
+                raise NotImplementedError(
+                    f"WhiteSignal with y0 and no seed ({tag(op)}) without a simulator seed"
+                )
+            # the shift to y0 needs the whole period: the default seed's is kept
+            table = _period(op, dt, rng)
+            values = ExactSignal(size, period, params.add("white_signal", table))
+            title = (
+                f"WhiteSignal (no seed, y0; period of {period} steps drawn as by "
+                f"nengo.Simulator(seed={rngs.seed}), for every seed)"
+            )
             return ir.Group(**group, title=title, values=values)
 
         # Nengo: coefficients c_k = (N(0, s) + i N(0, s)) * sqrt(2n) / correction for
@@ -176,6 +223,13 @@ class WhiteSignalKind(SourceKind):
             streams=STREAMS,
         )
         title = f"WhiteSignal (period of {period} steps, {len(ks)} frequencies, random)"
+        if rng is not None:
+            table = params.add("white_signal", _period(op, dt, rng))
+            values = replace(values, table=table, exact_seed=rngs.seed)
+            title = (
+                f"WhiteSignal (no seed; seed {rngs.seed}: period of {period} steps as "
+                f"nengo.Simulator draws it; other seeds: {len(ks)} frequencies, random)"
+            )
         return ir.Group(**group, title=title, values=values, random=True)
 
 

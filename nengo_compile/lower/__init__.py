@@ -21,6 +21,7 @@ from ..build import Built
 from ..ir import KeyContext, LowerContext
 from ..kinds import KINDS, merge_key, neuron_stubs
 from ..kinds.base import Params
+from ..kinds.process import SimulatorRngs
 from ..names import Namespace
 from ..plan import Plan
 from ..translate import Translation
@@ -54,6 +55,10 @@ def lower(
         hooks=hooks,
         translation=translation,
         check_finite=check_finite,
+        # the random processes' default seed, SEED + 1, as nengo.Simulator's
+        simulator_rngs=SimulatorRngs(
+            built.operators, built.seed + 1 if built.seed + 1 < 2**32 else None
+        ),
     )
     groups = []
     python_processes = set()
