@@ -59,15 +59,16 @@ class SimulatorRngs:
     Nengo built (its optimizer not run, as ``nengo.Simulator(optimize=False)``;
     see `nengo_compile.kinds.signals` for what the optimizer changes), only when
     a kind first asks (its cost grows with the model: 9-12 s on a loaded
-    2-core machine for 100k operators, whose build took 134 s). ``rng(op)`` is a fresh copy of the generator ``op``'s process
-    gets, so drawing from it replays Nengo's own draws (kept for the process
-    types of `FIXED_AT_MAKE_STEP` only).
+    2-core machine for 100k operators, whose build took 134 s). ``rng(op)`` is
+    a fresh copy of the generator ``op``'s process gets, so drawing from it
+    replays Nengo's own draws (kept for the process types of
+    `FIXED_AT_MAKE_STEP` only).
     """
 
     def __init__(self, operators, seed: int | None):
         self.operators = operators
         self.seed = seed  # None: no simulator seed Nengo could use (>= 2**32)
-        self._states = None
+        self._states: dict | None = None
 
     def rng(self, op) -> np.random.RandomState | None:
         if self.seed is None:
@@ -76,12 +77,13 @@ class SimulatorRngs:
             shared = np.random.RandomState(self.seed)
             dg = operator_dependency_graph(self.operators)
             order = [o for o in toposort(dg) if hasattr(o, "make_step")]
-            self._states = {}
+            states: dict = {}
             for o in order:
                 if isinstance(o, SimProcess):  # the call SimProcess.make_step makes
                     rng = o.process.get_rng(shared)
                     if o.process.seed is None and isinstance(o.process, FIXED_AT_MAKE_STEP):
-                        self._states[o] = rng
+                        states[o] = rng
+            self._states = states
         rng = self._states.get(op)
         return None if rng is None else copy.deepcopy(rng)
 
