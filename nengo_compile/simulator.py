@@ -45,6 +45,19 @@ logger = logging.getLogger(__name__)
 
 _modules = itertools.count()
 
+#: a Simulator runs without XLA for its first XLA_AFTER steps (counted across
+#: ``reset``), then with XLA where the model allows it: an XLA compilation
+#: costs about as much as this many steps run without XLA (0.5-3 s on the
+#: benchmark networks), and most runs of Nengo's test suite are shorter
+XLA_AFTER = 2000
+
+#: with XLA, a run is split into calls of at most ``CHUNKS[-1]`` steps, each
+#: compiled for the smallest of these lengths that holds it (the length of the
+#: probe buffers): at most one XLA compilation per entry, whatever lengths a
+#: Simulator runs. Calls shorter than ``CHUNKS[0]`` steps (``step()``, the
+#: tail of a run) stay without XLA, where a call costs about the same.
+CHUNKS = (256, 2048)
+
 
 class Simulator:
     """Nengo's ``Simulator`` API on top of a compiled TensorFlow module.
@@ -138,10 +151,17 @@ class Simulator:
             )
             for name, fn in compiled.hook_functions.items()
         }
-        # without XLA: a Simulator runs many short runs of varied lengths (each
-        # new power-of-two length would be an XLA compilation), steps one at a
-        # time, and serves its hooks in Python
+        # first without XLA: its first call is cheaper than an XLA compilation
+        # and serves any length; XLA once the Simulator has run XLA_AFTER steps,
+        # where the model allows it (no hooks, stubs or ops without XLA kernels)
+        # and has no random draws (XLA's kernels draw other numbers from the
+        # same seeds: the noise would change at the switch)
         self._program = self._module.Model(node_functions=functions, jit_compile=False)
+        self._xla = None  # the XLA model, once made
+        self._xla_allowed = (
+            not functions and self._program.can_jit_compile and not self._module.RANDOM_GROUPS
+        )
+        self._steps_run = 0  # steps run since construction (reset keeps counting)
 
         self._sim_data = self.model.params
         self.data = SimulationData(self._sim_data)
@@ -279,7 +299,7 @@ class Simulator:
         self._cleanup()
 
     def _cleanup(self):
-        self._program = None
+        self._program = self._xla = None
         self._state = None
         if self._module_name is not None:
             sys.modules.pop(self._module_name, None)
@@ -300,6 +320,8 @@ class Simulator:
         if seed is not None:
             self.seed = seed
         self._program.set_seed(self.seed)
+        if self._xla is not None:
+            self._xla.set_seed(self.seed)
         rng = np.random.RandomState(self.seed)  # processes that stay Python
         for process_step in self._process_steps:
             process_step.reset(rng)
@@ -338,14 +360,21 @@ class Simulator:
             progress_bar = self.progress_bar
         steps = int(steps)
         with ProgressTracker(progress_bar, Progress("Simulating", "Simulation", steps)) as pt:
-            # one call runs the whole loop; a visible bar gets about 20 updates
-            chunk = steps
-            if not isinstance(pt.progress_bar, NoProgressBar):
-                chunk = max(100, -(-steps // 20))
+            # without XLA, one call runs the whole loop (a visible bar gets about
+            # 20 updates) up to XLA_AFTER; with XLA, calls of at most CHUNKS[-1]
+            bar = not isinstance(pt.progress_bar, NoProgressBar)
             done = 0
             while done < steps:
-                n = min(chunk, steps - done)
-                self._run(n)
+                n = steps - done
+                xla = self._xla_allowed and self._steps_run >= XLA_AFTER and n >= CHUNKS[0]
+                if xla:
+                    n = min(n, CHUNKS[-1])
+                else:
+                    if bar:
+                        n = min(n, max(100, -(-steps // 20)))
+                    if self._xla_allowed and self._steps_run < XLA_AFTER:
+                        n = min(n, XLA_AFTER - self._steps_run)
+                self._run(n, xla)
                 done += n
                 pt.total_progress.step(n)
 
@@ -353,12 +382,19 @@ class Simulator:
         """Advance the simulator by one step (``dt`` seconds)."""
         self.run_steps(1, progress_bar=False)
 
-    def _run(self, steps):
+    def _run(self, steps, xla=False):
         if self.closed:
             raise SimulatorClosed("Simulator cannot run because it is closed.")
         self._hook_error = None
+        program, capacity = self._program, None
+        if xla:
+            if self._xla is None:
+                self._xla = self._module.Model(jit_compile=True, seed=self.seed)
+            program = self._xla
+            capacity = next(size for size in CHUNKS if size >= steps)
         try:
-            outputs, state = self._program.run(steps, state=self._state, return_state=True)
+            # the state is the one the last call returned: no checks (run_from)
+            outputs, state = program.run_from(steps, self._state, capacity)
         except Exception as exc:
             if self._hook_error is not None:
                 error, self._hook_error = self._hook_error, None
@@ -373,6 +409,7 @@ class Simulator:
         for probe, name in self._probe_names.items():
             self._sim_data[probe].extend(outputs[name][0])
         self._n_steps += steps
+        self._steps_run += steps
         self._time = self._n_steps * self.dt
 
     def _serve_process(self, fn, size_out):
