@@ -56,7 +56,7 @@ XLA_AFTER = 2000
 #: probe buffers): at most one XLA compilation per entry, whatever lengths a
 #: Simulator runs. Calls shorter than ``CHUNKS[0]`` steps (``step()``, the
 #: tail of a run) stay without XLA, where a call costs about the same.
-CHUNKS = (256, 2048)
+CHUNKS = (128, 1024)
 
 
 class Simulator:
@@ -155,11 +155,16 @@ class Simulator:
         # and serves any length; XLA once the Simulator has run XLA_AFTER steps,
         # where the model allows it (no hooks, stubs or ops without XLA kernels)
         # and has no random draws (XLA's kernels draw other numbers from the
-        # same seeds: the noise would change at the switch)
+        # same seeds: the noise would change at the switch) nor translated
+        # functions whose outputs are checked for finiteness as Nengo checks
+        # them (XLA drops tf.debugging.check_numerics)
         self._program = self._module.Model(node_functions=functions, jit_compile=False)
         self._xla = None  # the XLA model, once made
+        finite_checks = any(
+            getattr(group.values, "check_finite", False) for group in compiled.program.groups
+        )
         self._xla_allowed = (
-            not functions and self._program.can_jit_compile and not self._module.RANDOM_GROUPS
+            self._program.can_jit_compile and not self._module.RANDOM_GROUPS and not finite_checks
         )
         self._steps_run = 0  # steps run since construction (reset keeps counting)
 

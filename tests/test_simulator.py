@@ -292,6 +292,20 @@ def _run_all(sim, steps=_STEPS):
     return {p: sim.data[p].copy() for p in sim.model.probes}
 
 
+def _xla_net(seed=1):
+    """No Python hooks, random draws or checked functions: XLA-able."""
+    with nengo.Network(seed=seed, label="xla") as net:
+        stim = nengo.Node(nengo.processes.PresentInput([[0.5, -0.3], [-0.2, 0.8]], 0.02))
+        ens = nengo.Ensemble(40, 2, label="ens")
+        out = nengo.Node(size_in=2, label="out")
+        nengo.Connection(stim, ens)
+        nengo.Connection(ens, out, function=lambda x: x**2, synapse=0.01)  # decoded
+        net.p_out = nengo.Probe(out, synapse=0.005)
+        net.p_spikes = nengo.Probe(ens.neurons)
+        net.p_sampled = nengo.Probe(ens, synapse=0.01, sample_every=0.003)
+    return net
+
+
 def test_switches_to_xla_after_xla_after_steps(monkeypatch):
     """Without XLA for the first XLA_AFTER steps, then XLA for calls of at least
     CHUNKS[0] steps (split at CHUNKS[-1]); the data continue as Nengo's would."""
@@ -299,7 +313,7 @@ def test_switches_to_xla_after_xla_after_steps(monkeypatch):
 
     monkeypatch.setattr(simulator, "XLA_AFTER", 50)
     monkeypatch.setattr(simulator, "CHUNKS", (8, 32))
-    net = _net()  # its functions are translated: no hooks
+    net = _xla_net()
     ref, ref_trange = _reference(net, _STEPS)
     calls = []
     with Simulator(net, progress_bar=False) as sim:
@@ -351,6 +365,23 @@ def test_random_draws_keep_xla_off(monkeypatch):
         assert sim._xla is None
     for probe in _probes(net):
         assert np.array_equal(data[probe], expected[probe])
+
+
+def test_checked_functions_keep_xla_off(monkeypatch):
+    """XLA drops TF's finiteness checks: a translated function whose output
+    Nengo checks keeps XLA off, and a non-finite value still raises."""
+    import nengo_compile.simulator as simulator
+
+    monkeypatch.setattr(simulator, "XLA_AFTER", 10)
+    monkeypatch.setattr(simulator, "CHUNKS", (8, 32))
+    with nengo.Network() as net:
+        stim = nengo.Node(lambda t: np.log(0.05 - t) if t > 0 else 1.0)
+        nengo.Connection(stim, nengo.Ensemble(5, 1))
+    with Simulator(net, progress_bar=False) as sim:
+        assert not sim._module.HOOKS  # translated
+        assert not sim._xla_allowed
+        with pytest.raises(SimulationError, match="non-finite"):
+            sim.run_steps(100)
 
 
 def test_hooks_keep_xla_off(monkeypatch):
