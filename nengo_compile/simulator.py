@@ -5,7 +5,9 @@ tool, writes the module and its parameters to a temporary folder (kept until
 ``close``), imports it under a unique name and runs it. Node functions are
 served as hooks (``Model(node_functions=...)``); probe data accumulate across
 ``run`` calls as in ``nengo.Simulator``, and every call continues from the
-state the last one returned.
+state the last one returned (``CompiledModel.run_from``). The first
+``XLA_AFTER`` steps run without XLA, the rest with XLA where the model allows
+it (see ``Simulator.__init__``), in calls compiled for the lengths ``CHUNKS``.
 """
 
 from __future__ import annotations
