@@ -5,9 +5,7 @@ tool, writes the module and its parameters to a temporary folder (kept until
 ``close``), imports it under a unique name and runs it. Node functions are
 served as hooks (``Model(node_functions=...)``); probe data accumulate across
 ``run`` calls as in ``nengo.Simulator``, and every call continues from the
-state the last one returned (``CompiledModel.run_from``). The first
-``XLA_AFTER`` steps run without XLA, the rest with XLA where the model allows
-it (see ``Simulator.__init__``), in calls compiled for the lengths ``CHUNKS``.
+state the last one returned (``CompiledModel.run_from``); XLA after ``XLA_AFTER``.
 """
 
 from __future__ import annotations
@@ -47,17 +45,13 @@ logger = logging.getLogger(__name__)
 
 _modules = itertools.count()
 
-#: a Simulator runs without XLA for its first XLA_AFTER steps (counted across
-#: ``reset``), then with XLA where the model allows it: an XLA compilation
-#: costs about as much as this many steps run without XLA (0.5-3 s on the
-#: benchmark networks), and most runs of Nengo's test suite are shorter
+#: the first XLA_AFTER steps (counted across ``reset``) run without XLA: an XLA
+#: compilation costs about as much as this many steps without (0.5-3 s on the
+#: benchmark networks), and most of Nengo's test suite runs less
 XLA_AFTER = 2000
-
-#: with XLA, a run is split into calls of at most ``CHUNKS[-1]`` steps, each
-#: compiled for the smallest of these lengths that holds it (the length of the
-#: probe buffers): at most one XLA compilation per entry, whatever lengths a
-#: Simulator runs. Calls shorter than ``CHUNKS[0]`` steps (``step()``, the
-#: tail of a run) stay without XLA, where a call costs about the same.
+#: XLA calls of at most ``CHUNKS[-1]`` steps, each compiled for the smallest
+#: length here that holds it (probe buffers): one compilation per entry, for
+#: any lengths run; calls under ``CHUNKS[0]`` steps (``step()``) stay without
 CHUNKS = (128, 1024)
 
 
@@ -153,21 +147,12 @@ class Simulator:
             )
             for name, fn in compiled.hook_functions.items()
         }
-        # first without XLA: its first call is cheaper than an XLA compilation
-        # and serves any length; XLA once the Simulator has run XLA_AFTER steps,
-        # where the model allows it (no hooks, stubs or ops without XLA kernels)
-        # and has no random draws (XLA's kernels draw other numbers from the
-        # same seeds: the noise would change at the switch) nor translated
-        # functions whose outputs are checked for finiteness as Nengo checks
-        # them (XLA drops tf.debugging.check_numerics)
+        # XLA after XLA_AFTER steps if allowed (no hooks, stubs, ops without XLA), no
+        # random draws (XLA's differ) and no finiteness checks (XLA drops them)
         self._program = self._module.Model(node_functions=functions, jit_compile=False)
-        self._xla = None  # the XLA model, once made
-        finite_checks = any(
-            getattr(group.values, "check_finite", False) for group in compiled.program.groups
-        )
-        self._xla_allowed = (
-            self._program.can_jit_compile and not self._module.RANDOM_GROUPS and not finite_checks
-        )
+        checks = any(getattr(g.values, "check_finite", False) for g in compiled.program.groups)
+        blocked = checks or self._module.RANDOM_GROUPS or not self._program.can_jit_compile
+        self._xla_allowed, self._xla = not blocked, None  # the XLA model, once made
         self._steps_run = 0  # steps run since construction (reset keeps counting)
 
         self._sim_data = self.model.params
@@ -326,9 +311,8 @@ class Simulator:
             raise SimulatorClosed("Cannot reset closed Simulator.")
         if seed is not None:
             self.seed = seed
-        self._program.set_seed(self.seed)
-        if self._xla is not None:
-            self._xla.set_seed(self.seed)
+        for program in filter(None, (self._program, self._xla)):
+            program.set_seed(self.seed)
         rng = np.random.RandomState(self.seed)  # processes that stay Python
         for process_step in self._process_steps:
             process_step.reset(rng)
@@ -367,20 +351,18 @@ class Simulator:
             progress_bar = self.progress_bar
         steps = int(steps)
         with ProgressTracker(progress_bar, Progress("Simulating", "Simulation", steps)) as pt:
-            # without XLA, one call runs the whole loop (a visible bar gets about
-            # 20 updates) up to XLA_AFTER; with XLA, calls of at most CHUNKS[-1]
-            bar = not isinstance(pt.progress_bar, NoProgressBar)
+            # without XLA, one call up to XLA_AFTER (a visible bar gets about 20
+            # updates); with XLA, calls of at most CHUNKS[-1]
             done = 0
             while done < steps:
-                n = steps - done
-                xla = self._xla_allowed and self._steps_run >= XLA_AFTER and n >= CHUNKS[0]
+                n, before = steps - done, XLA_AFTER - self._steps_run
+                xla = self._xla_allowed and before <= 0 and n >= CHUNKS[0]
                 if xla:
                     n = min(n, CHUNKS[-1])
-                else:
-                    if bar:
-                        n = min(n, max(100, -(-steps // 20)))
-                    if self._xla_allowed and self._steps_run < XLA_AFTER:
-                        n = min(n, XLA_AFTER - self._steps_run)
+                elif self._xla_allowed and before > 0:
+                    n = min(n, before)
+                if not xla and not isinstance(pt.progress_bar, NoProgressBar):
+                    n = min(n, max(100, -(-steps // 20)))
                 self._run(n, xla)
                 done += n
                 pt.total_progress.step(n)
@@ -397,10 +379,8 @@ class Simulator:
         if xla:
             if self._xla is None:
                 self._xla = self._module.Model(jit_compile=True, seed=self.seed)
-            program = self._xla
-            capacity = next(size for size in CHUNKS if size >= steps)
+            program, capacity = self._xla, next(size for size in CHUNKS if size >= steps)
         try:
-            # the state is the one the last call returned: no checks (run_from)
             outputs, state = program.run_from(steps, self._state, capacity)
         except Exception as exc:
             if self._hook_error is not None:
