@@ -5,7 +5,7 @@ tool, writes the module and its parameters to a temporary folder (kept until
 ``close``), imports it under a unique name and runs it. Node functions are
 served as hooks (``Model(node_functions=...)``); probe data accumulate across
 ``run`` calls as in ``nengo.Simulator``, and every call continues from the
-state the last one returned.
+state the last one returned (``CompiledModel.run_from``); XLA after ``XLA_AFTER``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,15 @@ from .write import write
 logger = logging.getLogger(__name__)
 
 _modules = itertools.count()
+
+#: the first XLA_AFTER steps (counted across ``reset``) run without XLA: an XLA
+#: compilation costs about as much as this many steps without (0.5-3 s on the
+#: benchmark networks), and most of Nengo's test suite runs less
+XLA_AFTER = 2000
+#: XLA calls of at most ``CHUNKS[-1]`` steps, each compiled for the smallest
+#: length here that holds it (probe buffers): one compilation per entry, for
+#: any lengths run; calls under ``CHUNKS[0]`` steps (``step()``) stay without
+CHUNKS = (128, 1024)
 
 
 class Simulator:
@@ -138,10 +147,13 @@ class Simulator:
             )
             for name, fn in compiled.hook_functions.items()
         }
-        # without XLA: a Simulator runs many short runs of varied lengths (each
-        # new power-of-two length would be an XLA compilation), steps one at a
-        # time, and serves its hooks in Python
+        # XLA after XLA_AFTER steps if allowed (no hooks, stubs, ops without XLA), no
+        # random draws (XLA's differ) and no finiteness checks (XLA drops them)
         self._program = self._module.Model(node_functions=functions, jit_compile=False)
+        checks = any(getattr(g.values, "check_finite", False) for g in compiled.program.groups)
+        blocked = checks or self._module.RANDOM_GROUPS or not self._program.can_jit_compile
+        self._xla_allowed, self._xla = not blocked, None  # the XLA model, once made
+        self._steps_run = 0  # steps run since construction (reset keeps counting)
 
         self._sim_data = self.model.params
         self.data = SimulationData(self._sim_data)
@@ -279,7 +291,7 @@ class Simulator:
         self._cleanup()
 
     def _cleanup(self):
-        self._program = None
+        self._program = self._xla = None
         self._state = None
         if self._module_name is not None:
             sys.modules.pop(self._module_name, None)
@@ -299,7 +311,8 @@ class Simulator:
             raise SimulatorClosed("Cannot reset closed Simulator.")
         if seed is not None:
             self.seed = seed
-        self._program.set_seed(self.seed)
+        for program in filter(None, (self._program, self._xla)):
+            program.set_seed(self.seed)
         rng = np.random.RandomState(self.seed)  # processes that stay Python
         for process_step in self._process_steps:
             process_step.reset(rng)
@@ -338,14 +351,19 @@ class Simulator:
             progress_bar = self.progress_bar
         steps = int(steps)
         with ProgressTracker(progress_bar, Progress("Simulating", "Simulation", steps)) as pt:
-            # one call runs the whole loop; a visible bar gets about 20 updates
-            chunk = steps
-            if not isinstance(pt.progress_bar, NoProgressBar):
-                chunk = max(100, -(-steps // 20))
+            # without XLA, one call up to XLA_AFTER (a visible bar gets about 20
+            # updates); with XLA, calls of at most CHUNKS[-1]
             done = 0
             while done < steps:
-                n = min(chunk, steps - done)
-                self._run(n)
+                n, before = steps - done, XLA_AFTER - self._steps_run
+                xla = self._xla_allowed and before <= 0 and n >= CHUNKS[0]
+                if xla:
+                    n = min(n, CHUNKS[-1])
+                elif self._xla_allowed and before > 0:
+                    n = min(n, before)
+                if not xla and not isinstance(pt.progress_bar, NoProgressBar):
+                    n = min(n, max(100, -(-steps // 20)))
+                self._run(n, xla)
                 done += n
                 pt.total_progress.step(n)
 
@@ -353,12 +371,17 @@ class Simulator:
         """Advance the simulator by one step (``dt`` seconds)."""
         self.run_steps(1, progress_bar=False)
 
-    def _run(self, steps):
+    def _run(self, steps, xla=False):
         if self.closed:
             raise SimulatorClosed("Simulator cannot run because it is closed.")
         self._hook_error = None
+        program, capacity = self._program, None
+        if xla:
+            if self._xla is None:
+                self._xla = self._module.Model(jit_compile=True, seed=self.seed)
+            program, capacity = self._xla, next(size for size in CHUNKS if size >= steps)
         try:
-            outputs, state = self._program.run(steps, state=self._state, return_state=True)
+            outputs, state = program.run_from(steps, self._state, capacity)
         except Exception as exc:
             if self._hook_error is not None:
                 error, self._hook_error = self._hook_error, None
@@ -373,6 +396,7 @@ class Simulator:
         for probe, name in self._probe_names.items():
             self._sim_data[probe].extend(outputs[name][0])
         self._n_steps += steps
+        self._steps_run += steps
         self._time = self._n_steps * self.dt
 
     def _serve_process(self, fn, size_out):

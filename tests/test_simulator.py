@@ -267,3 +267,154 @@ def test_signals_and_prebuilt_model_match_nengo():
         assert signals[sig].dtype == expected[sig].dtype, sig
         assert np.allclose(signals[sig], expected[sig], atol=1e-9, rtol=0), sig
     assert sim.signals is None  # closed
+
+
+def _noisy_net(seed=2):
+    """A random process (TF's draws, not Nengo's) and no Python hooks."""
+    with nengo.Network(seed=seed, label="noisy") as net:
+        stim = nengo.Node(nengo.processes.WhiteSignal(1.0, high=10), size_out=2, label="stim")
+        ens = nengo.Ensemble(30, 2, label="ens")
+        out = nengo.Node(size_in=2, label="out")
+        nengo.Connection(stim, ens)
+        nengo.Connection(ens, out, function=lambda x: x**2, synapse=0.01)
+        net.p_out = nengo.Probe(out, synapse=0.005)
+        net.p_spikes = nengo.Probe(ens.neurons)
+        net.p_sampled = nengo.Probe(ens, synapse=0.01, sample_every=0.003)
+    return net
+
+
+_STEPS = [30, 1, 40, 7, 100, 1, 9]
+
+
+def _run_all(sim, steps=_STEPS):
+    for n in steps:
+        sim.run_steps(n)
+    return {p: sim.data[p].copy() for p in sim.model.probes}
+
+
+def _xla_net(seed=1):
+    """No Python hooks, random draws or checked functions: XLA-able."""
+    with nengo.Network(seed=seed, label="xla") as net:
+        stim = nengo.Node(nengo.processes.PresentInput([[0.5, -0.3], [-0.2, 0.8]], 0.02))
+        ens = nengo.Ensemble(40, 2, label="ens")
+        out = nengo.Node(size_in=2, label="out")
+        nengo.Connection(stim, ens)
+        nengo.Connection(ens, out, function=lambda x: x**2, synapse=0.01)  # decoded
+        net.p_out = nengo.Probe(out, synapse=0.005)
+        net.p_spikes = nengo.Probe(ens.neurons)
+        net.p_sampled = nengo.Probe(ens, synapse=0.01, sample_every=0.003)
+    return net
+
+
+def test_switches_to_xla_after_xla_after_steps(monkeypatch):
+    """Without XLA for the first XLA_AFTER steps, then XLA for calls of at least
+    CHUNKS[0] steps (split at CHUNKS[-1]); the data continue as Nengo's would."""
+    import nengo_compile.simulator as simulator
+
+    monkeypatch.setattr(simulator, "XLA_AFTER", 50)
+    monkeypatch.setattr(simulator, "CHUNKS", (8, 32))
+    net = _xla_net()
+    ref, ref_trange = _reference(net, _STEPS)
+    calls = []
+    with Simulator(net, progress_bar=False) as sim:
+        assert sim._xla_allowed
+        run = sim._run
+        monkeypatch.setattr(sim, "_run", lambda n, xla=False: calls.append((n, xla)) or run(n, xla))
+        data = _run_all(sim)
+        assert sim._xla is not None and sim._xla.jit_compile
+        assert not sim._program.jit_compile
+        # split at XLA_AFTER; XLA calls of at most 32 steps; shorter than 8 without
+        assert calls == [
+            (30, False),
+            (1, False),
+            (19, False),
+            (21, True),
+            (7, False),
+            (32, True),
+            (32, True),
+            (32, True),
+            (4, False),
+            (1, False),
+            (9, True),
+        ]
+        assert np.array_equal(sim.trange(), ref_trange)
+        for probe in _probes(net):
+            assert data[probe].shape == ref[probe].shape
+            assert np.max(np.abs(data[probe] - ref[probe])) <= 1e-9
+        # after reset, the same runs (all with XLA where long enough) agree
+        sim.reset()
+        again = _run_all(sim)
+        for probe in _probes(net):
+            assert np.max(np.abs(again[probe] - data[probe])) <= 1e-12
+
+
+def test_random_draws_keep_xla_off(monkeypatch):
+    """XLA draws other numbers from the same seeds: a model with random draws
+    stays without XLA, so its noise does not change after XLA_AFTER steps."""
+    import nengo_compile.simulator as simulator
+
+    net = _noisy_net()
+    with Simulator(net, progress_bar=False) as sim:
+        assert sim._module.RANDOM_GROUPS
+        expected = _run_all(sim)
+    monkeypatch.setattr(simulator, "XLA_AFTER", 50)
+    monkeypatch.setattr(simulator, "CHUNKS", (8, 32))
+    with Simulator(net, progress_bar=False) as sim:
+        assert not sim._xla_allowed
+        data = _run_all(sim)
+        assert sim._xla is None
+    for probe in _probes(net):
+        assert np.array_equal(data[probe], expected[probe])
+
+
+def test_checked_functions_keep_xla_off(monkeypatch):
+    """XLA drops TF's finiteness checks: a translated function whose output
+    Nengo checks keeps XLA off, and a non-finite value still raises."""
+    import nengo_compile.simulator as simulator
+
+    monkeypatch.setattr(simulator, "XLA_AFTER", 10)
+    monkeypatch.setattr(simulator, "CHUNKS", (8, 32))
+    with nengo.Network() as net:
+        stim = nengo.Node(lambda t: np.log(0.05 - t) if t > 0 else 1.0)
+        nengo.Connection(stim, nengo.Ensemble(5, 1))
+    with Simulator(net, progress_bar=False) as sim:
+        assert not sim._module.HOOKS  # translated
+        assert not sim._xla_allowed
+        with pytest.raises(SimulationError, match="non-finite"):
+            sim.run_steps(100)
+
+
+def test_hooks_keep_xla_off(monkeypatch):
+    import nengo_compile.simulator as simulator
+
+    monkeypatch.setattr(simulator, "XLA_AFTER", 10)
+    seen = []
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(lambda t: seen.append(t) or 0.5)  # a Python hook
+        ens = nengo.Ensemble(10, 1)
+        nengo.Connection(stim, ens)
+        probe = nengo.Probe(ens, synapse=0.01)
+    with Simulator(net, progress_bar=False) as sim:
+        sim.run_steps(300)
+        assert not sim._xla_allowed and sim._xla is None
+        assert np.allclose(seen[-300:], 0.001 * np.arange(1, 301))  # served every step
+        assert sim.data[probe].shape == (300, 1)
+
+
+def test_run_from_is_run_without_checks():
+    """CompiledModel.run_from: run(..., return_state=True) from a given state."""
+    net = _noisy_net()
+    with Simulator(net, progress_bar=False) as sim:
+        for jit in (False, True):
+            model = sim._module.Model(jit_compile=jit)
+            state = model.initial_state()
+            expected, expected_state = model.run(20, state=state, return_state=True)
+            got, got_state = model.run_from(5, state)
+            more, got_state = model.run_from(15, got_state, capacity=16)
+            for name, value in expected.items():
+                assert np.allclose(np.concatenate([got[name], more[name]], 1), value, atol=1e-12)
+            for name, value in expected_state.items():
+                assert np.allclose(np.asarray(got_state[name]), np.asarray(value), atol=1e-12)
+            if jit:
+                with pytest.raises(ValueError, match="capacity 4 is less than n_steps 5"):
+                    model.run_from(5, state, capacity=4)

@@ -104,6 +104,7 @@ class CompiledModel(tf.Module):
         self.set_seed(seed)
         self.neuron_steps = _check_neuron_steps(neuron_steps, self.STUBS)
         blocking = _xla_blockers(self.node_functions, self.STUBS, self.NO_XLA_GROUPS)
+        self._can_jit_compile = not blocking
         if jit_compile is None:
             jit_compile = not blocking
         elif jit_compile and blocking:
@@ -125,6 +126,12 @@ class CompiledModel(tf.Module):
     def jit_compile(self) -> bool:
         """Whether ``run`` and ``step`` are compiled with XLA."""
         return self._jit_compile
+
+    @property
+    def can_jit_compile(self) -> bool:
+        """Whether this model could run with XLA: no Python ``node_functions``,
+        neuron stubs or operations without an XLA kernel."""
+        return self._can_jit_compile
 
     def set_seed(self, seed: int | None = None) -> None:
         """Seed the random processes (``None``: ``SEED + 1``, Nengo's rule)."""
@@ -189,7 +196,6 @@ class CompiledModel(tf.Module):
                 for name, shape in self.PROBES.items()
             }
             return (results, _state_of(state, self._key)) if return_state else results
-        start = int(np.asarray(state["step"])[0])
         capacity = None
         if self._jit_compile:
             # XLA compiles for fixed shapes: probe buffers (and fed inputs) of a
@@ -197,6 +203,31 @@ class CompiledModel(tf.Module):
             capacity = 1 << (n_steps - 1).bit_length() if n_steps else 0
             padding = [[0, 0], [0, capacity - n_steps], [0, 0]]
             inputs = {name: tf.pad(value, padding) for name, value in inputs.items()}
+        results, state = self._run_loop(n_steps, state, inputs, batch, capacity)
+        return (results, state) if return_state else results
+
+    def run_from(self, n_steps: int, state, capacity: int | None = None) -> tuple:
+        """``run(n_steps, state=state, return_state=True)`` without inputs and
+        without ``run``'s checks, for a caller that runs one state on and on
+        (``nengo_compile.Simulator``): ``n_steps`` is a positive int and
+        ``state`` one that this model's ``initial_state``, ``run`` or
+        ``run_from`` returned. With XLA, ``capacity`` (at least ``n_steps``)
+        is the length of the probe buffers that the loop is compiled for, so
+        that one compilation serves every ``n_steps`` up to it (by default the
+        next power of two, as in ``run``); without XLA it is ignored.
+        Returns ``(probes, state)`` as ``run`` does.
+        """
+        if not self._jit_compile:
+            capacity = None
+        elif capacity is None:
+            capacity = 1 << (n_steps - 1).bit_length()
+        elif capacity < n_steps:
+            raise ValueError(f"capacity {capacity} is less than n_steps {n_steps}")
+        return self._run_loop(n_steps, state, {}, _batch_of(state), capacity)
+
+    def _run_loop(self, n_steps, state, inputs, batch, capacity):
+        """``run``'s loop on checked arguments: ``(probes, state)``."""
+        start = int(np.asarray(state["step"])[0])
         n = tf.constant(n_steps, tf.int32)
         parts = self._parts(batch)
         if parts > 1:
@@ -210,7 +241,7 @@ class CompiledModel(tf.Module):
                 steps = np.arange(start + 1, start + n_steps + 1)
                 value = value[:, steps % self.PROBE_PERIODS[name] < 1]
             results[name] = value
-        return (results, _state_of(state, self._key)) if return_state else results
+        return results, _state_of(state, self._key)
 
     def _parts(self, batch: int) -> int:
         """Into how many equal parts ``run`` splits a batch, run side by side.
