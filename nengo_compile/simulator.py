@@ -10,7 +10,6 @@ state the last one returned (``CompiledModel.run_from``); XLA after ``XLA_AFTER`
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import logging
 import os
@@ -39,7 +38,7 @@ from nengo.utils.progress import NoProgressBar, Progress, ProgressTracker
 from .errors import CompileError
 from .kinds.process import ProcessStep
 from .pipeline import compile_network
-from .write import write
+from .write import import_generated, write
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +128,7 @@ class Simulator:
             try:
                 path = self._folder / f"{name}.py"
                 write(path, path.with_suffix(".npz"), compiled.source, compiled.params)
-                self._module = _import(name, path)
+                self._module = import_generated(name, path)
             except BaseException:
                 self._cleanup()
                 raise
@@ -469,19 +468,6 @@ def _dtype(dtype) -> str:
             f"nengo_compile compiles float32 or float64 models (asked for {name})", attr="dtype"
         )
     return name
-
-
-def _import(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
 
 
 class _KeptSignals(SignalDict):

@@ -286,3 +286,22 @@ def _lock_file(path: Path):
         yield
     finally:
         os.unlink(path)
+
+
+def import_generated(name: str, path: Path):
+    """Import the generated module at ``path`` as ``name``; it stays in
+    ``sys.modules`` (its classes must be importable for pickling and
+    `inspect`) unless running it fails."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
