@@ -19,6 +19,31 @@ The rate-to-spike wrappers (``RegularSpiking``, ``StochasticSpiking``,
 to spikes). The base operator is lowered like any other of its type (merged
 with the other ensembles of that type); the wrapper's template renders only
 the spiking part, so a wrapper works with any base type the compiler handles.
+
+Float64 modules compute what Nengo's NumPy ``step`` computes, rounding for
+rounding: the templates write Nengo's arithmetic in its order with its
+constants (computing in Python only what Nengo computes in Python, such as
+``amplitude / dt``), and two things stop TensorFlow from rewriting it:
+
+* every constant is read from a parameter (`_held`; a one-element array where
+  all neurons share it): TensorFlow's graph optimizer and XLA fold and
+  reassociate arithmetic on inline numbers (``(x * 1000) * dt`` becomes
+  ``x * 1.0``, ``(J - n) - 1`` becomes ``J - (n + 1)``, ``c + (x + y)``
+  becomes ``x + (c + y)``, ``x / c`` becomes ``x * (1 / c)``), but cannot see
+  a parameter's value;
+* a product that Nengo rounds before adding it to something, or before
+  multiplying it again, is written ``x * y + zero``, with ``zero`` the
+  parameter -0.0 (adding -0.0 changes no value, not even +0.0): XLA fuses
+  ``x * y + c`` into one fma (one rounding instead of Nengo's two), and the
+  graph optimizer reorders a chain of products by operand shape
+  (``(x * a) * b`` becomes ``x * (a * b)`` for scalars ``a``, ``b``); the
+  sum with ``zero`` ends the product there for both.
+
+What remains are the transcendental functions (``exp``, ``expm1``,
+``log1p``, ``tanh``): TensorFlow's kernels and XLA's round otherwise than
+NumPy's in the last bit for some arguments (README, Known differences).
+Float32 modules keep inline numbers, where the optimizers fold ``+ zero``
+away: they cannot match Nengo's float64 anyway.
 """
 
 from __future__ import annotations
@@ -72,13 +97,15 @@ class Neurons(ir.Payload):
     """What a neuron template may read besides the group's constants (one
     local each) and state (one local per name in ``state``, plus ``J``):
     ``dt`` (placed as ``dt``, a float literal), ``options`` and the group's
-    random ``salt``."""
+    random ``salt``; ``held``: the value of each constant that is one number
+    held as a parameter (float64 modules), for a comment beside it."""
 
     neuron_template: str
     state: tuple
     dt: float
     options: Mapping
     salt: int
+    held: Mapping | None = None
 
 
 def lowering_for(neuron_type) -> NeuronLowering | None:
@@ -123,28 +150,34 @@ def _(n, dt):
 
 @neuron(nengo.LIFRate, "lif_rate")
 def _(n, dt):
+    return {"one": 1.0, **_lif_rate_constants(n), "zero": -0.0}
+
+
+def _lif_rate_constants(n):
     return {"tau_rc": n.tau_rc, "tau_ref": n.tau_ref, "amplitude": n.amplitude}
 
 
 @neuron(nengo.AdaptiveLIFRate, "adaptive_lif_rate", ["adaptation"])
 def _(n, dt):
     return {
-        "tau_rc": n.tau_rc,
-        "tau_ref": n.tau_ref,
-        "amplitude": n.amplitude,
-        "dt_over_tau_n": dt / n.tau_n,
+        "one": 1.0,
+        **_lif_rate_constants(n),
+        "dt_over_tau_n": dt / n.tau_n,  # Nengo's (dt / self.tau_n)
         "inc_n": n.inc_n,
+        "zero": -0.0,
     }
 
 
 @neuron(SoftLIFRate, "soft_lif_rate")
 def _(n, dt):
     return {
+        "one": 1.0,
         "sigma": n.sigma,
-        "log_sigma": float(np.log(n.sigma)),
+        "log_sigma": float(np.log(n.sigma)),  # as its step's np.log(sigma)
         "tau_rc": n.tau_rc,
         "tau_ref": n.tau_ref,
         "amplitude": n.amplitude,
+        "zero": -0.0,
     }
 
 
@@ -153,15 +186,18 @@ def _(n, dt):
 
 @neuron(nengo.SpikingRectifiedLinear, "spiking_rectified_linear", ["voltage"])
 def _(n, dt):
-    return {"amplitude_over_dt": n.amplitude / dt}
+    return {"dt": dt, "amplitude_over_dt": n.amplitude / dt, "zero": -0.0}
 
 
 def _lif_constants(n, dt):
     return {
+        "dt": dt,
+        "one": 1.0,
         "tau_rc": n.tau_rc,
         "tau_ref": n.tau_ref,
         "min_voltage": n.min_voltage,
-        "amplitude_over_dt": n.amplitude / dt,
+        "amplitude_over_dt": n.amplitude / dt,  # Nengo's (self.amplitude / dt)
+        "zero": -0.0,
     }
 
 
@@ -178,11 +214,18 @@ def _(n, dt):
 @neuron(nengo.Izhikevich, "izhikevich", ["voltage", "recovery"])
 def _(n, dt):
     return {
-        "inv_dt": 1.0 / dt,
+        # Nengo's numbers: dV = (0.04 * voltage**2 + 5 * voltage + 140 - recovery + J) * 1000
+        "k2": 0.04,
+        "k1": 5.0,
+        "k0": 140.0,
+        "thousand": 1000.0,
+        "dt": dt,
+        "inv_dt": 1.0 / dt,  # Nengo's (voltage >= 30) / dt
         "tau_recovery": n.tau_recovery,
         "coupling": n.coupling,
         "reset_voltage": n.reset_voltage,
         "reset_recovery": n.reset_recovery,
+        "zero": -0.0,
     }
 
 
@@ -195,17 +238,26 @@ def _wrapper_options(n):
 
 @neuron(nengo.RegularSpiking, "regular_spiking", ["voltage"])
 def _(n, dt):
-    return {"amplitude_over_dt": n.amplitude / dt}
+    return {"dt": dt, "amplitude_over_dt": n.amplitude / dt, "zero": -0.0}
 
 
 @neuron(nengo.StochasticSpiking, "stochastic_spiking", options=_wrapper_options, random=True)
 def _(n, dt):
-    return {"amplitude_over_dt": n.amplitude / dt}
+    return {"dt": dt, "amplitude_over_dt": n.amplitude / dt, "zero": -0.0}
 
 
 @neuron(nengo.PoissonSpiking, "poisson_spiking", options=_wrapper_options, random=True, no_xla=True)
 def _(n, dt):
-    return {"amplitude_over_dt": n.amplitude / dt}
+    return {"dt": dt, "amplitude_over_dt": n.amplitude / dt}
+
+
+def _held(params, name: str, values) -> ir.Const:
+    """A constant read from a parameter (one element where all are equal),
+    which the graph optimizer and XLA cannot fold (see the module)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size > 0 and np.all(values == values[0]):
+        values = values[:1]
+    return ir.Const(param=params.add(name, values))
 
 
 def _title(neuron_type) -> str:
@@ -249,17 +301,20 @@ class NeuronsKind(OpKind):
         lowering = lowering_for(neuron_type)
         out = acc["output"]
         per_op = [lowering.constants(op.neurons, ctx.dt) for op in ops]
-        consts = {
-            name: params.const(
-                name,
-                op_order_values(
-                    out,
-                    [np.full(op.output.size, c[name]) for op, c in zip(ops, per_op)],
-                    out.access.size,
-                ),
+        exact = np.dtype(ctx.dtype) == np.float64  # Nengo's roundings (see the module)
+        consts, held = {}, {}
+        for name in per_op[0]:
+            values = op_order_values(
+                out,
+                [np.full(op.output.size, c[name]) for op, c in zip(ops, per_op)],
+                out.access.size,
             )
-            for name in per_op[0]
-        }
+            if exact:
+                consts[name] = _held(params, name, values)
+                if values.size and np.all(values == values[0]):
+                    held[name] = float(values[0])
+            else:
+                consts[name] = params.const(name, values)
         reads = {"J": acc["J"].access}
         reads.update({name: acc[name].access for name in lowering.state})
         writes = {"output": out.access}
@@ -280,6 +335,7 @@ class NeuronsKind(OpKind):
                 dt=ctx.dt,
                 options=dict(_options(lowering, neuron_type)),
                 salt=index,  # distinguishes this group's random draws
+                held=held,
             ),
             random=lowering.random,
             no_xla=lowering.no_xla,
