@@ -36,14 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))  # this checkout's nengo_compile
 
-
-def _best(repeats, fn):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from run import best_of as _best  # noqa: E402  (benchmarks/run.py, beside this file)
 
 
 def measure(name, build, repeats, seconds, dtype=None):
