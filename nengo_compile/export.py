@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import ir
 from .errors import CompileError
-from .write import write
+from .write import import_generated, write
 
 
 @dataclass(frozen=True)
@@ -102,10 +102,7 @@ def export(compiled, options: ExportOptions, staged: Staged) -> None:
         name = f"_nengo_compile_export_{os.getpid()}_{id(compiled)}"
         path = Path(folder) / f"{name}.py"
         write(path, path.with_suffix(".npz"), compiled.source, compiled.params)
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = import_generated(name, path)
         try:
             model = module.Model(params_file=str(path.with_suffix(".npz")))
             if options.saved_model:

@@ -37,6 +37,7 @@ from nengo.utils.progress import NoProgressBar, Progress, ProgressTracker
 
 from .errors import CompileError
 from .kinds.process import ProcessStep
+from .options import DTYPES
 from .pipeline import compile_network
 from .write import import_generated, write
 
@@ -463,9 +464,9 @@ def _dtype(dtype) -> str:
     if dtype is None:
         dtype = rc.float_dtype
     name = np.dtype(dtype).name
-    if name not in ("float32", "float64"):
+    if name not in DTYPES:
         raise ValidationError(
-            f"nengo_compile compiles float32 or float64 models (asked for {name})", attr="dtype"
+            f"nengo_compile compiles {' or '.join(DTYPES)} models (asked for {name})", attr="dtype"
         )
     return name
 

@@ -216,21 +216,6 @@ def test_simulator_modules_import_the_runtime(tmp_path):
     assert "from nengo_compile.runtime.model import CompiledModel" in source
 
 
-def test_compile_to_writes_a_module_that_runs_from_its_folder(tmp_path):
-    """A pasted module needs nothing from nengo_compile: run it with nengo_compile hidden."""
-    _, path = compile_to(CORPUS["feedforward"](), tmp_path, name="alone_tf")
-    code = (
-        "import sys; sys.modules['nengo_compile'] = None; sys.modules['nengo'] = None\n"
-        "import alone_tf\n"
-        "out = alone_tf.Model().run(5)\n"
-        "print(sorted(out))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr
-
-
 # ---- the parameter file is data ------------------------------------------------------
 
 
