@@ -75,6 +75,12 @@ def parser() -> argparse.ArgumentParser:
         "TensorFlow and NumPy; 'import': import it from this nengo-compile installation",
     )
     p.add_argument(
+        "--trainable",
+        action="store_true",
+        help="make the module trainable: encoders, biases and connection weights become "
+        "trainable variables (see the README's Training section)",
+    )
+    p.add_argument(
         "--report",
         action="store_true",
         help="print plan statistics, translated functions, hooks and neuron stubs",
@@ -114,7 +120,7 @@ def main(argv=None) -> int:
         format="nengo-compile: %(message)s",
     )
     from .export import ExportOptions
-    from .lower import TranslationWarning
+    from .lower import TrainingWarning, TranslationWarning
     from .pipeline import compile_file
 
     exports = ExportOptions(
@@ -131,6 +137,7 @@ def main(argv=None) -> int:
         quiet = exports.any and not args.verbose
         with warnings.catch_warnings(record=True) as caught, _native_logs_hidden(quiet):
             warnings.simplefilter("always", TranslationWarning)
+            warnings.simplefilter("always", TrainingWarning)
             compiled = compile_file(
                 args.model,
                 output,
@@ -141,9 +148,10 @@ def main(argv=None) -> int:
                 translate=args.translate,
                 exports=exports,
                 runtime=args.runtime,
+                trainable=args.trainable,
             )
         for w in caught:  # one line per function that stays Python
-            if issubclass(w.category, TranslationWarning):
+            if issubclass(w.category, (TranslationWarning, TrainingWarning)):
                 print(f"nengo-compile: warning: {w.message}", file=sys.stderr)
             else:
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)

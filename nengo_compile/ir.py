@@ -213,6 +213,31 @@ class NeuronStub:
 
 
 @dataclass(frozen=True)
+class TrainSource:
+    """A Nengo object's trainable parameter (`nengo_compile.trainable`)."""
+
+    key: str  # where the object is in its network: "ensembles[0]", "connections[3]"
+    role: str  # "encoders", "bias" or "weights"
+    label: str  # the object, for messages
+    shape: tuple  # the parameter's shape in Nengo
+
+
+@dataclass(frozen=True)
+class Trainable:
+    """A trainable variable: the values of ``parts`` (`TrainSource`, at their
+    ``offsets`` in it, flattened in C order) added, at the flat positions
+    ``positions`` (a parameter), to the parameter ``param``, which holds zero
+    there: ``param.flat[positions] += variable`` (summed where positions
+    repeat), before a run."""
+
+    variable: str
+    param: str
+    positions: str
+    parts: tuple  # TrainSource
+    offsets: tuple  # int, per part
+
+
+@dataclass(frozen=True)
 class Program:
     """Everything the renderer needs to write a module."""
 
@@ -227,6 +252,7 @@ class Program:
     params: Mapping  # name -> np.ndarray (already in its final dtype)
     header: Mapping  # provenance lines for the module header
     stubs: tuple = ()  # NeuronStub, one per distinct stub function
+    trainable: tuple = ()  # Trainable: the variables a training updates
 
 
 # ---- what the planner and the op kinds exchange ------------------------------
@@ -276,3 +302,8 @@ class LowerContext:
     check_finite: bool = False  # translated functions check their output is finite
     translation: Any = None  # nengo_compile.translate.Translation (None: no translation)
     simulator_rngs: Any = None  # kinds.process.SimulatorRngs: what nengo.Simulator draws
+    #: trainable parameter signals -> ir.TrainSource (`nengo_compile.trainable`);
+    #: None: a module that does not train
+    train_sources: Mapping | None = None
+    #: the SoftLIFRate sigma that LIF neurons train with (0 or None: LIFRate)
+    lif_smoothing: float | None = 0.05

@@ -85,8 +85,11 @@ class SoftLIFRate(NeuronType):
         j = sigma * np.where(above, softplus, 1.0)
         log_above = np.log1p(1.0 / j)
         # below: log(1 + j) - log(j), with log(softplus(x)) = x + log(log1p(u) / u)
-        u_safe = np.where(u > 0.0, u, 1.0)
-        ratio = np.where(u > 0.0, np.log1p(u) / u_safe, 1.0)  # log1p(u) / u -> 1 as u -> 0
+        # log1p(u) / u -> 1 as u -> 0; it rounds to 1 for u <= 1e-17, and is
+        # computed only above (the template's derivative stays finite there)
+        positive = u > 1e-17
+        u_safe = np.where(positive, u, 1.0)
+        ratio = np.where(positive, np.log1p(u) / u_safe, 1.0)
         log_below = np.log1p(sigma * softplus) - np.log(sigma) - (x + np.log(ratio))
         return np.where(above, log_above, log_below)
 

@@ -27,6 +27,7 @@ from .options import DTYPES, RUNTIMES
 from .plan import PlanStats, plan
 from .render import render
 from .rewrite import rewrite
+from .trainable import parameter_sources
 from .translate import translate_functions
 from .write import check_outputs, output_paths, write
 
@@ -60,6 +61,7 @@ def compile_network(
     model: nengo.builder.Model | None = None,
     check_finite: bool = False,
     runtime: str = "paste",
+    trainable: bool = False,
 ) -> Compiled:
     """Compile a network into the source and parameters of a TF module.
 
@@ -74,6 +76,10 @@ def compile_network(
     ``model`` is passed to the build stage as ``nengo.Simulator`` takes it: a
     Model to build into or, with ``network=None``, one already built.
 
+    ``trainable`` makes the module trainable: its ``trainable_variables``
+    hold the encoders, biases and connection weights that train (see
+    `nengo_compile.trainable`), and it refuses online learning rules.
+
     ``runtime="paste"`` copies the runtime (`nengo_compile.runtime`) into the
     module, so that it needs only TensorFlow and NumPy; ``"import"`` imports it
     from nengo-compile instead (a shorter module, for this installation).
@@ -85,6 +91,10 @@ def compile_network(
     timings = {}
     with _stage("build", timings):
         built = build(network, dt=dt, seed=seed, model=model)
+    sources = None
+    if trainable:
+        with _stage("trainable", timings):
+            sources = parameter_sources(built)
     probed = [sig for _, sig in built.probes]
     with _collector_paused():
         with _stage("rewrite", timings):
@@ -100,7 +110,9 @@ def compile_network(
             planned = plan(analysis, ctx, probed, (built.model.step, built.model.time))
         with _stage("lower", timings):
             header = _header(source_name, network_name or built.network.label or "", planned.stats)
-            program = lower(built, analysis, planned, dtype, header, translation, check_finite)
+            program = lower(
+                built, analysis, planned, dtype, header, translation, check_finite, sources
+            )
         with _stage("render", timings):
             source = render(program, module_name, f"{module_name}.npz", runtime)
     # The callables behind the hooks, for whoever runs the module in this process
@@ -132,6 +144,7 @@ def compile_file(
     translate: bool = True,
     exports: ExportOptions | None = None,
     runtime: str = "paste",
+    trainable: bool = False,
 ) -> Compiled:
     """load -> build -> rewrite -> analyse -> translate -> plan -> lower -> render
     -> [export] -> write.
@@ -157,6 +170,7 @@ def compile_file(
         network_name=loaded.name,
         translate=translate,
         runtime=runtime,
+        trainable=trainable,
     )
     timings.update(compiled.timings)
     staged = Staged()

@@ -61,6 +61,8 @@ class Params:
     def __init__(self, dtype: str):
         self.dtype = np.dtype(dtype)
         self.arrays: dict = {}
+        #: trainable parameters: name -> [(ir.TrainSource, positions, values)]
+        self.training: dict = {}
 
     def add(self, prefix: str, array, integer: bool = False, dtype=None) -> str:
         name = f"{prefix}{len(self.arrays)}"
@@ -75,6 +77,45 @@ class Params:
         if flat.size > 0 and np.all(flat == flat[0]) and np.isfinite(flat[0]):
             return ir.Const(value=float(self.dtype.type(flat[0])))
         return ir.Const(param=self.add(prefix, values))
+
+    def train(self, param: str, source, positions, values) -> None:
+        """Make a parameter trainable where a Nengo object's values go:
+        ``param`` (already added, holding zero at ``positions``) gets
+        ``values`` (the object's parameter, flattened in C order) added at
+        the flat ``positions`` before each run (see `ir.Trainable`)."""
+        positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        assert positions.shape == values.shape == (int(np.prod(source.shape)),)
+        self.training.setdefault(param, []).append((source, positions, values))
+
+    def trainables(self) -> tuple:
+        """The trainable variables (`ir.Trainable`), their values and
+        positions added to ``arrays`` as ``<param>_train`` and ``<param>_at``."""
+        found = []
+        for param, parts in self.training.items():
+            positions = np.concatenate([p for _, p, _ in parts])
+            values = np.concatenate([v for _, _, v in parts])
+            offsets = np.cumsum([0] + [len(v) for _, _, v in parts[:-1]])
+            index = np.int32 if self.arrays[param].size < 2**31 else np.int64
+            self.arrays[f"{param}_train"] = values.astype(self.dtype)
+            self.arrays[f"{param}_at"] = positions.astype(index)
+            found.append(
+                ir.Trainable(
+                    variable=f"{param}_train",
+                    param=param,
+                    positions=f"{param}_at",
+                    parts=tuple(source for source, _, _ in parts),
+                    offsets=tuple(int(o) for o in offsets),
+                )
+            )
+        return tuple(found)
+
+
+def train_source(ctx, sig):
+    """The `ir.TrainSource` of a signal that trains (``ctx`` an
+    `ir.LowerContext`), or None."""
+    sources = ctx.train_sources
+    return None if sources is None else sources.get(sig)
 
 
 #: signal -> `elements(signal)`, computed once per signal (the plan asks for

@@ -18,6 +18,7 @@ from .base import (
     op_order_values,
     register,
     seg,
+    train_source,
 )
 
 
@@ -113,12 +114,23 @@ class CopyKind(OpKind):
         )
         if "src" in acc:
             return ir.Group(**group, reads={"src": acc["src"].access})
-        values = op_order_values(
-            dst,
-            [const_values(op.src).reshape(-1)[self._indices(op)[0]] for op in ops],
-            dst.access.size,
-        )
-        return ir.Group(**group, consts={"src": params.const("copy", values)})
+        per_op = [const_values(op.src).reshape(-1)[self._indices(op)[0]] for op in ops]
+        trained = [
+            train_source(ctx, op.src)
+            if np.array_equal(self._indices(op)[0], np.arange(op.src.size))
+            else None
+            for op in ops
+        ]
+        if not any(trained):
+            values = op_order_values(dst, per_op, dst.access.size)
+            return ir.Group(**group, consts={"src": params.const("copy", values)})
+        # trainable values (biases): a parameter holding zero where they go
+        fixed = [np.zeros_like(v) if src else v for v, src in zip(per_op, trained)]
+        name = params.add("copy", op_order_values(dst, fixed, dst.access.size))
+        for source, values, positions in zip(trained, per_op, dst.op_positions):
+            if source:
+                params.train(name, source, positions, values)
+        return ir.Group(**group, consts={"src": ir.Const(param=name)})
 
 
 @register(ElementwiseInc)

@@ -11,7 +11,17 @@ from nengo.builder.operator import BsrDotInc, DotInc, SparseDotInc
 from .. import ir
 from ..ir import AccessRequest
 from . import blocks
-from .base import KINDS, OpKind, const_values, is_const, op_order_values, register, seg, tag
+from .base import (
+    KINDS,
+    OpKind,
+    const_values,
+    is_const,
+    op_order_values,
+    register,
+    seg,
+    tag,
+    train_source,
+)
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,12 @@ class MatMulKind(OpKind):
         shape = (x.access.size, y.access.size)  # we store the transpose: x @ M^T
         nnz = sum(m.nnz if hasattr(m, "row") else m.size for _, _, m in per_op)
         total = shape[0] * shape[1]
+        trained = [
+            train_source(ctx, op.A) if isinstance(m, np.ndarray) and op.A.ndim == 2 else None
+            for op, (_, _, m) in zip(ops, per_op)
+        ]
+        if any(trained):
+            return self._trained(group, x, shape, nnz, per_op, trained, params)
         buckets = blocks.buckets(*shape, per_op) if len(ops) > 1 else None
         stored = sum(b.weights.size for b in buckets or ())
         if (
@@ -208,6 +224,22 @@ class MatMulKind(OpKind):
             values = Dense(shape=shape, nnz=int(nnz), columns=columns)
             consts = {"matrix": ir.Const(param=params.add("weights", dense))}
         return self._group(group, x, consts, values)
+
+    def _trained(self, group, x, shape, nnz, per_op, trained, params):
+        """A product with trainable matrices: dense, each entry where its
+        operator's matrix puts it (no blocks, no equal columns merged: the
+        trained values may come to differ)."""
+        entries = [blocks.coo(*p) for p in per_op]
+        rows, cols, vals = (np.concatenate(part) for part in zip(*entries))
+        fixed = np.concatenate(
+            [np.zeros_like(v) if src else v for (_, _, v), src in zip(entries, trained)]
+        )
+        name = params.add("weights", blocks.summed((cols, rows), fixed, shape))
+        for source, (r, c, v) in zip(trained, entries):
+            if source:  # a dense matrix's entries, in C order (blocks.coo)
+                params.train(name, source, c.astype(np.int64) * shape[1] + r, v)
+        values = Dense(shape=shape, nnz=int(nnz), columns=None)
+        return self._group(group, x, {"matrix": ir.Const(param=name)}, values)
 
     def _group(self, group, x, consts, values):
         return ir.Group(

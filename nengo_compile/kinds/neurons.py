@@ -106,6 +106,20 @@ class Neurons(ir.Payload):
     options: Mapping
     salt: int
     held: Mapping | None = None
+    training: Training | None = None  # a trainable module's spiking types: what trains
+
+
+@dataclass(frozen=True)
+class Training(ir.Payload):
+    """What a spiking type runs in training (`CompiledModel.forward` with
+    ``training=True``): the rate template (``templates/neurons/``) and its
+    constants (one local each; they may reuse the spiking constants' names, so
+    the template sets them after the spiking step); or, for a type without
+    a rate counterpart, ``reason``, which the module raises in training."""
+
+    template: str = ""
+    consts: Mapping | None = None
+    reason: str = ""
 
 
 def lowering_for(neuron_type) -> NeuronLowering | None:
@@ -251,6 +265,55 @@ def _(n, dt):
     return {"dt": dt, "amplitude_over_dt": n.amplitude / dt}
 
 
+#: the smoothing (``sigma`` of `SoftLIFRate`) of the rate that LIF neurons train
+#: with by default (NengoDL's ``lif_smoothing``)
+LIF_SMOOTHING = 0.05
+
+
+def rate_counterpart(n, smoothing: float | None = LIF_SMOOTHING):
+    """The rate type that trains in place of the spiking type ``n`` (the
+    rate swap: the same ``tau_rc``, ``tau_ref`` and ``amplitude``), a
+    wrapper's ``amplitude`` (its rate is ``amplitude * J``), or None."""
+    lowering = lowering_for(n)
+    name = lowering.name if lowering else ""
+    if name == "LIF":
+        if smoothing:
+            return SoftLIFRate(smoothing, tau_rc=n.tau_rc, tau_ref=n.tau_ref, amplitude=n.amplitude)
+        return nengo.LIFRate(tau_rc=n.tau_rc, tau_ref=n.tau_ref, amplitude=n.amplitude)
+    if name == "SpikingRectifiedLinear":
+        return nengo.RectifiedLinear(amplitude=n.amplitude)
+    if name in ("RegularSpiking", "StochasticSpiking", "PoissonSpiking"):
+        return float(n.amplitude)
+    return None
+
+
+def _training(ops, out, params, ctx) -> Training | None:
+    """The rate step of a spiking group in a trainable module (None: a rate
+    type, which trains as it runs)."""
+    if not ops[0].neurons.spiking:
+        return None
+    smoothing = ctx.lif_smoothing
+    rates = [rate_counterpart(op.neurons, smoothing) for op in ops]
+    if rates[0] is None:
+        name = type(ops[0].neurons).__name__
+        return Training(reason=f"{name} neurons have no rate counterpart to train with")
+    if isinstance(rates[0], float):  # a rate-to-spike wrapper: amplitude * J
+        template, per_op = "neurons/scaled_rate.py.j2", [{"amplitude": a} for a in rates]
+    else:
+        lowering = NEURONS[type(rates[0])]
+        template = lowering.template
+        per_op = [lowering.constants(r, ctx.dt) for r in rates]
+    consts = {}
+    for name in per_op[0]:
+        values = op_order_values(
+            out,
+            [np.full(op.output.size, c[name]) for op, c in zip(ops, per_op)],
+            out.access.size,
+        )
+        consts[name] = params.const(f"rate_{name}", values)
+    return Training(template=template, consts=consts)
+
+
 def _held(params, name: str, values) -> ir.Const:
     """A constant read from a parameter (one element where all are equal),
     which the graph optimizer and XLA cannot fold (see the module)."""
@@ -336,6 +399,7 @@ class NeuronsKind(OpKind):
                 options=dict(_options(lowering, neuron_type)),
                 salt=index,  # distinguishes this group's random draws
                 held=held,
+                training=None if ctx.train_sources is None else _training(ops, out, params, ctx),
             ),
             random=lowering.random,
             no_xla=lowering.no_xla,

@@ -39,9 +39,12 @@ def lower(
     header: dict,
     translation: Translation | None = None,
     check_finite: bool = False,
+    train_sources: dict | None = None,
 ) -> ir.Program:
     """The lowered program: every planned group lowered by its kind, the
-    state blocks with their initial values, the probes and the hooks named."""
+    state blocks with their initial values, the probes and the hooks named.
+    ``train_sources`` (`nengo_compile.trainable.parameter_sources`): the
+    parameters to make trainable (None: a module that does not train)."""
     params = Params(dtype)
     for name, array in plan.index_params.items():
         params.arrays[name] = array
@@ -59,6 +62,7 @@ def lower(
         simulator_rngs=SimulatorRngs(
             built.operators, built.seed + 1 if built.seed + 1 < 2**32 else None
         ),
+        train_sources=train_sources,
     )
     groups = []
     python_processes = set()
@@ -104,6 +108,12 @@ def lower(
         )
 
     probes = _lower_probes(built, analysis, plan, params)
+    trainable = tuple(
+        replace(t, parts=tuple(replace(s, label=describe.text(s.label)) for s in t.parts))
+        for t in params.trainables()
+    )
+    if train_sources:
+        _warn_untrained(train_sources, trainable, describe)
     return ir.Program(
         label=built.label,
         dt=built.dt,
@@ -116,7 +126,29 @@ def lower(
         params=dict(params.arrays),
         header=header,
         stubs=stubs,
+        trainable=trainable,
     )
+
+
+class TrainingWarning(UserWarning):
+    """A parameter that was to train but does not (see the message)."""
+
+
+def _warn_untrained(train_sources: dict, trainable: tuple, describe) -> None:
+    """One warning naming the trainable parameters no op kind placed (say,
+    a connection's weights applied to a constant input, folded into a
+    constant)."""
+    placed = {(part.key, part.role) for t in trainable for part in t.parts}
+    missed = [s for s in train_sources.values() if (s.key, s.role) not in placed]
+    if missed:
+        names = "; ".join(f"{describe.text(s.label)} {s.role}" for s in missed[:3])
+        more = f" and {len(missed) - 3} more" if len(missed) > 3 else ""
+        warnings.warn(
+            f"{len(missed)} trainable parameters do not train (their input is constant, "
+            f"or their form is not one that trains): {names}{more}",
+            TrainingWarning,
+            stacklevel=2,
+        )
 
 
 class Describer:

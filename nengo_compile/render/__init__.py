@@ -162,6 +162,7 @@ TABLES = (
     "BLOCKS",
     "PARAMS",
     "STUBS",
+    "TRAINABLE",
 )
 
 

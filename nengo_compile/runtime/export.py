@@ -118,13 +118,13 @@ def _export_module(model, batch, preallocate: bool, jit_compile: bool) -> tf.Mod
         state = {"step": args["state_step"]}
         state.update({name: args[f"state_{name}"] for name in model.BLOCKS})
         inputs = {name: args[f"input_{name}"] for name in fed}
-        state, probes = model._step(state, inputs)
+        state, probes = model._step(state, inputs, model._parameters())
         outputs = {f"next_state_{k}": v for k, v in state.items()}
         outputs.update({f"probe_{k}": v for k, v in probes.items()})
         return outputs
 
     module = tf.Module()
-    module.params = model.params
+    module.params = model._fixed_parameters or model.params
     module.rng_seed = model.rng_seed
     options = dict(autograph=False, jit_compile=bool(jit_compile))
     module.run = tf.function(run, input_signature=run_specs, **options)
@@ -139,9 +139,15 @@ def _exporting(model, portable: bool, jit_compile: bool = False):
     saved = model.node_functions, model._portable_math, model._sparse_kernels, model._jit_compile
     model.node_functions, model._portable_math = {}, portable
     model._sparse_kernels, model._jit_compile = False, bool(jit_compile)
+    if model.TRAINABLE:  # the trained values, added into their parameters once
+        model._fixed_parameters = {
+            key: tf.Variable(tf.convert_to_tensor(value), trainable=False, name=key)
+            for key, value in model._parameters().items()
+        }
     try:
         yield
     finally:
+        model._fixed_parameters = None
         (
             model.node_functions,
             model._portable_math,

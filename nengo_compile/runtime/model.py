@@ -30,13 +30,18 @@ from .checks import (
     _xla_blockers,
 )
 from .export import write_onnx, write_saved_model, write_tflite
+from .training import Training
+
+#: what spiking neurons run in training (``forward(training=True)``): their rate
+#: counterpart, or their spikes with the rate's derivative
+TRAINING_NEURONS = ("rate", "surrogate")
 
 #: with XLA, ``run`` splits a batch into parts of at least this many rows, one
 #: per core, run side by side (see ``CompiledModel._parts``)
 PARALLEL_MIN_ROWS = 16
 
 
-class CompiledModel(tf.Module):
+class CompiledModel(Training, tf.Module):
     """A compiled Nengo model: the base class of every generated ``Model``.
 
     A subclass sets the tables below (the generated module's tables of the same
@@ -64,6 +69,12 @@ class CompiledModel(tf.Module):
         keyed by type name: ``step(dt, J, output, **state)``, working like
         ``NeuronType.step`` (updating ``output`` and the state in place). Needed
         for types whose step is not in the module; replaces it otherwise.
+    training_neurons : {"rate", "surrogate"}
+        What spiking neurons run in training (``forward(training=True)``,
+        Keras ``fit``) in a module compiled with ``trainable=True``: their rate
+        counterpart (the rate swap: LIF trains as `SoftLIFRate`), or their
+        spikes forward and the rate's derivative backward (surrogate
+        gradients). Inference always spikes.
     """
 
     #: the model's tables (see the generated module for what each holds)
@@ -81,6 +92,7 @@ class CompiledModel(tf.Module):
     BLOCKS: ClassVar[dict] = {}
     PARAMS: ClassVar[dict] = {}
     STUBS: ClassVar[dict] = {}
+    TRAINABLE: ClassVar[dict] = {}
 
     def __init__(
         self,
@@ -90,6 +102,7 @@ class CompiledModel(tf.Module):
         seed=None,
         name=None,
         neuron_steps=None,
+        training_neurons="rate",
     ):
         super().__init__(name=name or self.NAME)
         if params_file is None:
@@ -97,8 +110,15 @@ class CompiledModel(tf.Module):
             params_file = os.path.join(folder, self.PARAMS_FILE)
         arrays = _load_params(str(params_file), self.PARAMS)
         self.params = {
-            key: tf.Variable(value, trainable=False, name=key) for key, value in arrays.items()
+            key: tf.Variable(value, trainable=key in self.TRAINABLE, name=key)
+            for key, value in arrays.items()
         }
+        if training_neurons not in TRAINING_NEURONS:
+            raise ValueError(
+                f"training_neurons must be one of {', '.join(map(repr, TRAINING_NEURONS))} "
+                f"(got {training_neurons!r})"
+            )
+        self.training_neurons = training_neurons
         self.node_functions = _check_node_functions(node_functions, self.HOOKS)
         self.rng_seed = tf.Variable(0, dtype=tf.int64, trainable=False, name="rng_seed")
         self.set_seed(seed)
@@ -110,13 +130,17 @@ class CompiledModel(tf.Module):
         elif jit_compile and blocking:
             raise ValueError(f"jit_compile cannot run {'; '.join(blocking)}")
         self._portable_math = False  # set while exporting (ONNX has no Expm1/Log1p)
+        self._fixed_parameters = None  # set while exporting (see _parameters)
         self._sparse_kernels = not jit_compile  # tf.sparse ops (no XLA or export kernels)
         self._jit_compile = bool(jit_compile)
         options = dict(autograph=False, reduce_retracing=True, jit_compile=bool(jit_compile))
-        self._step_graph = tf.function(self._step, **options)
+        self._step_graph = tf.function(self._step_now, **options)
         self._step_functions = {}  # (batch, fed inputs) -> concrete step function
         self._parallel_shapes = set()  # (rows, capacity, inputs) that ran in parts before
         self._run_graph = tf.function(self._run, **options)
+        self._forward_graph = tf.function(self._forward, **options)
+        self._forward_flat_graph = tf.function(self._forward_flat, **options)
+        self._gradient_graph = tf.function(self._gradient, **options)
         self._initial_graph = tf.function(self._initial_state, autograph=False)
         # states name their model: a state of another model is refused
         layout = repr((sorted(self.BLOCKS.items()), sorted(self.PARAMS.items())))
@@ -352,11 +376,49 @@ class CompiledModel(tf.Module):
         values = tf.numpy_function(call, [J, *state], [dtype] * (1 + len(state)), name="stub")
         return [tf.reshape(v, tf.shape(J)) for v in values]
 
-    def _run(self, n_steps, state, inputs, preallocate=False, capacity=None):
+    def _parameters(self, values=None) -> dict:
+        """The parameters a step reads: ``params``, with each trainable
+        variable (or its value in ``values``) added where its values go (see
+        ``TRAINABLE``); computed once per run, outside the loop (and
+        differentiable)."""
+        if not self.TRAINABLE:
+            return self.params
+        if self._fixed_parameters is not None:  # exporting: the values as they are now
+            return self._fixed_parameters
+        p = dict(self.params)
+        for variable, (param, positions, _) in self.TRAINABLE.items():
+            base = self.params[param]
+            flat = tf.tensor_scatter_nd_add(
+                tf.reshape(base, [-1]),
+                tf.expand_dims(self.params[positions], 1),
+                self.params[variable] if values is None else values[variable],
+            )
+            p[param] = tf.reshape(flat, base.shape)
+        return p
+
+    def _step_now(self, state, inputs):
+        """One step with the parameters as they are (``step``'s graph)."""
+        return self._step(state, inputs, self._parameters())
+
+    def _run(
+        self,
+        n_steps,
+        state,
+        inputs,
+        preallocate=False,
+        capacity=None,
+        neurons="spiking",
+        maximum_iterations=None,
+        values=None,
+    ):
         """The simulation loop; probe values are collected in TensorArrays (of
         ``capacity`` steps, if given: the first ``n_steps`` are written), or
-        (``preallocate``, for TFLite and ONNX) in tensors of the final size."""
+        (``preallocate``, for TFLite and ONNX) in tensors of the final size.
+        ``neurons``: see ``_step``; ``maximum_iterations`` (the number of
+        steps, known when tracing) lets XLA differentiate the loop; ``values``:
+        the trainable variables' values to use (see ``_parameters``)."""
         batch = tf.shape(state["step"])[0]
+        p = self._parameters(values)
         if preallocate:
             arrays = {
                 name: tf.zeros(tf.concat([[n_steps, batch], shape], 0), self.DTYPE)
@@ -373,7 +435,7 @@ class CompiledModel(tf.Module):
             }
 
         def body(i, state, arrays):
-            state, probes = self._step(state, {k: v[:, i] for k, v in inputs.items()})
+            state, probes = self._step(state, {k: v[:, i] for k, v in inputs.items()}, p, neurons)
             if preallocate:
                 arrays = {
                     k: tf.tensor_scatter_nd_update(a, [[i]], probes[k][None])
@@ -384,7 +446,10 @@ class CompiledModel(tf.Module):
             return i + 1, state, arrays
 
         _, state, arrays = tf.while_loop(
-            lambda i, state, arrays: i < n_steps, body, (tf.constant(0), state, arrays)
+            lambda i, state, arrays: i < n_steps,
+            body,
+            (tf.constant(0), state, arrays),
+            maximum_iterations=maximum_iterations,
         )
         outputs = {}
         for name, shape in self.PROBES.items():
