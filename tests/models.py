@@ -201,6 +201,45 @@ def node_functions():
     return net
 
 
+class Pulse:
+    """A callable object that raises one element of its state, at a position
+    computed from t (a store at a computed index: translated)."""
+
+    def __init__(self):
+        self.values = np.zeros(3)
+
+    def __call__(self, t):
+        self.values[:] = 0.1
+        self.values[int(t / 0.02 % 3)] = 0.8
+        return self.values
+
+
+class Router:
+    """Sends its input to one of three outputs, chosen by t. (Its state is
+    rewritten every step: the round trips simulate a network with Nengo
+    before compiling it, and compiled state starts from the object's.)"""
+
+    def __init__(self):
+        self.out = np.zeros(3)
+
+    def __call__(self, t, x):
+        self.out[:] = 0.0
+        self.out[int(t / 0.01) % len(self.out)] = x[0]
+        return self.out
+
+
+def computed_stores():
+    with nengo.Network(seed=14, label="computed stores") as net:
+        pulse = nengo.Node(Pulse(), label="pulse")
+        a = nengo.Ensemble(60, 3, label="a")
+        nengo.Connection(pulse, a)
+        router = nengo.Node(Router(), size_in=1, label="router")
+        nengo.Connection(a[1], router, synapse=0.01)
+        nengo.Probe(pulse, label="pulse")
+        nengo.Probe(router, label="router")
+    return net
+
+
 def lif_chain(n=4, neurons=20):
     with nengo.Network(seed=13, label="chain") as net:
         stim = nengo.Node([0.5])
@@ -234,6 +273,7 @@ CORPUS = {
         neuron_types,
         mixed_parameters,
         node_functions,
+        computed_stores,
         lif_chain,
     )
 }

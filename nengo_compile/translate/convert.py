@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import ast
 
+import numpy as np
+
 from . import expr as E
+from . import indexing
 from .expr import Untranslatable, Value
 from .expressions import Expressions
 from .objects import UNBOUND, Bind, Function, Result, SelfRef, _wrap
@@ -140,6 +143,11 @@ class Converter(Expressions):
                 self.assign(s.target, self.eval(s.value, env), env)
             return None
         if isinstance(s, ast.AugAssign):
+            if isinstance(s.target, ast.Subscript) and indexing.has_computed_slice(
+                self.eval(s.target.slice, env)
+            ):
+                self.update_slice(s.target, s.op, s.value, env)
+                return None
             old = self.eval(_load(s.target), env)
             new = self.binop(s.op, old, self.eval(s.value, env))
             if isinstance(old, Value) and old.shape != ():  # in place: keeps shape and type
@@ -239,28 +247,52 @@ class Converter(Expressions):
             env[("self", target.attr)] = E.cast(value, "f")
             return
         if isinstance(target, ast.Subscript):
-            base_node = target.value
-            if isinstance(base_node, ast.Name):
-                if base_node.id not in env:
-                    raise Untranslatable(
-                        f"an assignment into {base_node.id!r}, which is not local "
-                        "(state outside the node's object)"
-                    )
-                base = env[base_node.id]
-                if isinstance(base, Value) and id(base) in self.views:
-                    raise Untranslatable(f"an assignment into {base_node.id!r}, a view of an array")
-            elif isinstance(base_node, ast.Attribute) and isinstance(
-                self.eval(base_node.value, env), SelfRef
-            ):
-                base = self.eval(base_node, env)
-            else:
-                raise Untranslatable("an assignment into a part of an expression")
-            if not isinstance(base, Value):
-                raise Untranslatable(f"an assignment into a {type(base).__name__}")
-            key = self.static_key(self.eval(target.slice, env))
-            self.assign(base_node, E.setitem(base, key, self.value(value)), env)
+            self.store(target, self.value(value), env)
             return
         raise Untranslatable(f"an assignment to a {type(target).__name__}")
+
+    def store(self, target: ast.Subscript, value: Value, env, whole=False):
+        """``target = value`` into a part of an array; ``whole``: ``value`` is
+        the whole array, of which only the part selected by ``target`` is
+        stored (`update_slice`)."""
+        base_node = target.value
+        if isinstance(base_node, ast.Name):
+            if base_node.id not in env:
+                raise Untranslatable(
+                    f"an assignment into {base_node.id!r}, which is not local "
+                    "(state outside the node's object)"
+                )
+            base = env[base_node.id]
+            if isinstance(base, Value) and id(base) in self.views:
+                raise Untranslatable(f"an assignment into {base_node.id!r}, a view of an array")
+        elif isinstance(base_node, ast.Attribute) and isinstance(
+            self.eval(base_node.value, env), SelfRef
+        ):
+            base = self.eval(base_node, env)
+        else:
+            raise Untranslatable("an assignment into a part of an expression")
+        if not isinstance(base, Value):
+            raise Untranslatable(f"an assignment into a {type(base).__name__}")
+        key = self.eval(target.slice, env)
+        if indexing.is_computed(key):  # an index or a slice bound computed from values
+            new = indexing.store(base, key, value, whole=whole)
+        else:
+            new = E.setitem(base, self.static_key(key), value)
+        self.assign(base_node, new, env)
+
+    def update_slice(self, target: ast.Subscript, op, value_node, env):
+        """``a[lo:hi] += v`` where ``lo`` or ``hi`` is computed: the slice's
+        length is computed, so ``a + v`` is computed over the whole array and
+        stored where the slice selects (``v`` must be one number)."""
+        base = self.value(self.eval(_load(target.value), env))
+        value = self.value(self.eval(value_node, env))
+        if int(np.prod(value.shape)) != 1:
+            raise Untranslatable(
+                f"an augmented assignment of an array of shape {value.shape} to a slice whose "
+                "bounds are computed from values (only a number can be: its length is computed)"
+            )
+        new = self.value(self.binop(op, base, E.reshape(value, ())))
+        self.store(target, E.cast(E.assignable(new, base.shape), base.dtype), env, whole=True)
 
     def iterate(self, obj):
         if isinstance(obj, range):

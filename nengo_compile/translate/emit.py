@@ -230,9 +230,11 @@ class Emitter:
             return code
         if op == "gather":
             a, i = args
-            if a.batched and i.batched:
-                return f"tf.gather({self.ref(a)}, {self.ref(i)}, axis=1, batch_dims=1)"
-            return f"tf.gather({self.ref(a)}, {self.ref(i)}, axis={1 if a.batched else 0})"
+            axis = attrs[0] if attrs else 0
+            if i.batched and (a.batched or axis):  # one index per batch element
+                return f"tf.gather({self.batched(a)}, {self.ref(i)}, axis={axis + 1}, batch_dims=1)"
+            axis += 1 if a.batched else 0
+            return f"tf.gather({self.ref(a)}, {self.ref(i)}, axis={axis})"
         if op == "setitem":
             base, value = args
             size = int(np.prod(base.shape))

@@ -259,17 +259,28 @@ def index(v: Value, key: tuple) -> Value:
     return Op(positions.shape, v.dtype, v.batched, "take", (v,), (positions.reshape(-1),))
 
 
-def gather(v: Value, i: Value) -> Value:
-    """``v[i]`` for a computed integer scalar ``i`` (negative counts from the end)."""
+def gather(v: Value, i: Value, axis: int = 0) -> Value:
+    """``v[..., i, ...]`` for a computed integer scalar ``i`` on ``axis``: an
+    index out of range wraps around (``i % n``, so negative ones count from the
+    end as in numpy; numpy raises for the others)."""
     if i.shape != () or i.dtype not in "bi":
         raise Untranslatable("an index computed from values that is not one integer")
-    if len(v.shape) == 0:
+    if len(v.shape) <= axis:
         raise Untranslatable("indexing a scalar")
     if is_const(i):
-        return index(v, (int(i.array),))
-    n = v.shape[0]
-    i = apply("mod", cast(i, "i"), const(n))
-    return Op(v.shape[1:], v.dtype, v.batched or i.batched, "gather", (v, i))
+        return index(v, (slice(None),) * axis + (int(i.array),))
+    i = wrapped(i, v.shape[axis])
+    shape = v.shape[:axis] + v.shape[axis + 1 :]
+    return Op(shape, v.dtype, v.batched or i.batched, "gather", (v, i), (axis,))
+
+
+def wrapped(i: Value, n: int) -> Value:
+    """``i % n`` as an int64 (``i`` itself where it is already ``... % n``)."""
+    i = cast(i, "i")
+    if isinstance(i, Op) and i.op == "mod" and is_const(i.args[1]) and i.args[1].shape == ():
+        if int(i.args[1].array) == n:
+            return i
+    return apply("mod", i, const(n))
 
 
 def setitem(v: Value, key: tuple, value: Value) -> Value:

@@ -11,6 +11,7 @@ import types
 import numpy as np
 
 from . import expr as E
+from . import indexing
 from .expr import Untranslatable, Value
 from .objects import (
     UNBOUND,
@@ -69,7 +70,7 @@ class Expressions:
                 None if p is None else self.eval(p, env)
                 for p in (node.lower, node.upper, node.step)
             ]
-            return slice(*(self.static_int(p) for p in parts))
+            return slice(*(self.slice_bound(p) for p in parts))
         if isinstance(node, ast.Tuple | ast.List):
             if any(isinstance(e, ast.Starred) for e in node.elts):
                 raise Untranslatable("starred expressions")
@@ -126,6 +127,14 @@ class Expressions:
             return int(v.array)
         raise Untranslatable("a slice bound computed from values")
 
+    def slice_bound(self, v):
+        """A static bound as an int; a computed one stays a value (`indexing`)."""
+        if isinstance(v, Value) and not E.is_const(v):
+            if v.shape != () or v.dtype not in "bi":
+                raise Untranslatable("a slice bound that is not one integer")
+            return v
+        return self.static_int(v)
+
     def static_key(self, key) -> tuple:
         key = key if isinstance(key, tuple) else (key,)
         out = []
@@ -153,7 +162,7 @@ class Expressions:
             except (KeyError, TypeError) as exc:
                 raise Untranslatable(f"a dict lookup of {key!r}") from exc
         if isinstance(obj, list | tuple) and not isinstance(key, tuple):
-            if isinstance(key, slice):
+            if isinstance(key, slice) and not indexing.is_computed(key):
                 return obj[key]
             if isinstance(key, Value) and E.is_const(key) and key.shape == () and key.dtype in "bi":
                 try:
@@ -161,8 +170,8 @@ class Expressions:
                 except IndexError as exc:
                     raise Untranslatable("an index out of range") from exc
         value = self.value(obj)
-        if isinstance(key, Value) and not E.is_const(key):
-            return E.gather(value, key)
+        if indexing.is_computed(key):
+            return indexing.read(value, key)
         result = E.index(value, self.static_key(key))
         if not E.is_const(result):
             self.views.add(id(result))
