@@ -204,6 +204,7 @@ def test_hostile_labels_are_data(tmp_path, capsys, monkeypatch):
     assert imports == {
         "annotations",  # from __future__
         "ClassVar",  # from typing
+        "Callable",  # from collections.abc
         "Mapping",  # from collections.abc
         "concurrent.futures",
         "contextlib",
@@ -214,6 +215,7 @@ def test_hostile_labels_are_data(tmp_path, capsys, monkeypatch):
         "tempfile",
         "numpy",
         "tensorflow",
+        "keras",  # by keras_layer() only (it comes with TensorFlow)
         "tf2onnx",
     }
 
