@@ -77,8 +77,8 @@ class Simulator:
     optimize : bool, optional
         Accepted for compatibility; operators are always merged.
     dtype : str, optional
-        ``"float64"`` or ``"float32"``; by default Nengo's precision
-        (``nengo.rc["precision"]["bits"]``, 64 unless changed).
+        ``"float64"``, ``"float32"`` or ``"float16"``; by default Nengo's
+        precision (``nengo.rc["precision"]["bits"]``, 64 unless changed).
 
     Attributes
     ----------
