@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import nengo
+import numpy as np
 from nengo.builder import Model
 from nengo.cache import NoDecoderCache
 from nengo.exceptions import NengoException
@@ -48,7 +49,9 @@ def build(
 
     ``model``, as in ``nengo.Simulator``: a Model to build ``network`` into
     (its ``dt`` and decoder cache are used), or, without a network, a Model
-    that is already built (its ``toplevel`` network is then the network).
+    that is already built (its ``toplevel`` network is then the network; a
+    Model of hand-added operators has none, and may have ``dt=0``, as
+    ``nengo.Simulator`` allows).
     """
     if model is not None and network is None:
         return _built(model)
@@ -81,8 +84,14 @@ def build(
 
 def _built(model: Model, network: nengo.Network | None = None, seed: int | None = None) -> Built:
     network = model.toplevel if network is None else network
-    if network is None or not model.dt > 0:
-        raise CompileError("a prebuilt model needs its network (model.toplevel) and dt > 0")
+    if not model.dt >= 0:
+        raise CompileError(f"a prebuilt model needs dt >= 0 (got {model.dt})")
+    if network is None:
+        # operators added to a Model by hand, as Nengo's own tests do: the
+        # network only names things and seeds them, so an empty one stands in
+        # (no labels; the seed drawn as for an unseeded network)
+        network = nengo.Network(add_to_container=False)
+        seed = np.random.randint(2**31 - 1) if seed is None else seed
     if seed is None:
         seed = model.seeds[network]
     probes = tuple((probe, model.sig[probe]["in"]) for probe in model.probes)

@@ -70,14 +70,15 @@ class Simulator:
         parameters always come from the network's own seeds.
     model : nengo.builder.Model, optional
         As in ``nengo.Simulator``: a Model to build ``network`` into, or,
-        with ``network=None``, a built Model (compiled from its ``toplevel``).
+        with ``network=None``, a built Model (compiled from its ``toplevel``,
+        or from its operators alone where it has none).
     progress_bar : bool or nengo.utils.progress.ProgressBar, optional
         Show Nengo's progress bars for building and simulating.
     optimize : bool, optional
         Accepted for compatibility; operators are always merged.
     dtype : str, optional
-        ``"float64"`` or ``"float32"``; by default Nengo's precision
-        (``nengo.rc["precision"]["bits"]``, 64 unless changed).
+        ``"float64"``, ``"float32"`` or ``"float16"``; by default Nengo's
+        precision (``nengo.rc["precision"]["bits"]``, 64 unless changed).
 
     Attributes
     ----------

@@ -8,6 +8,8 @@ import sys
 import nengo
 import numpy as np
 import pytest
+from nengo.builder.operator import Copy, DotInc, ElementwiseInc, Reset
+from nengo.builder.signal import Signal
 from nengo.exceptions import (
     BuildError,
     ReadonlyError,
@@ -267,6 +269,48 @@ def test_signals_and_prebuilt_model_match_nengo():
         assert signals[sig].dtype == expected[sig].dtype, sig
         assert np.allclose(signals[sig], expected[sig], atol=1e-9, rtol=0), sig
     assert sim.signals is None  # closed
+
+
+def _bare_model(dt):
+    """Operators added to a Model by hand (no network), as in Nengo's own
+    ``test_signal_init_values``: an accumulator only ever incremented, a
+    constant incremented by zero, a reset, a copy and a product."""
+    sigs = [Signal([0]), Signal([5.0]), Signal([[0.5, -1.0], [2.0, 0.25]]), Signal([1.0, 3.0])]
+    sigs += [Signal([1.0, -2.0])] + [Signal(np.zeros(2)) for _ in range(4)]
+    zero, five, mat, vec, acc, out, prod, reset, total = sigs
+    model = nengo.builder.Model(dt=dt)
+    model.operators += [
+        DotInc(zero, zero, five),
+        DotInc(mat, vec, acc),
+        Reset(reset, 0.5),
+        Copy(acc, out),
+        ElementwiseInc(reset, out, prod),
+        Copy(prod, total, inc=True),
+    ]
+    return model, sigs
+
+
+@pytest.mark.parametrize("dt", [0, 0.001])
+def test_bare_operator_model_matches_nengo(dt):
+    """``model=`` with no network and no ``toplevel``: a Model of operators
+    alone (even with ``dt=0``) runs as in ``nengo.Simulator``, signal for signal."""
+    (ref_model, ref_sigs), (model, sigs) = _bare_model(dt), _bare_model(dt)
+    with (
+        nengo.Simulator(None, model=ref_model, progress_bar=False) as ref,
+        Simulator(None, model=model, progress_bar=False) as sim,
+    ):
+        for steps in (0, 1, 6):
+            if steps:
+                ref.run_steps(steps)
+                sim.run_steps(steps)
+            assert sim.n_steps == ref.n_steps and sim.time == ref.time
+            expected, signals = ref.signals, sim.signals
+            # out and reset are set every step before they are read: not kept
+            kept = [k for k, sig in enumerate(sigs) if sig in signals]
+            assert kept == [0, 1, 2, 3, 4, 6, 8]
+            for k in kept:
+                assert signals[sigs[k]].dtype == expected[ref_sigs[k]].dtype
+                assert np.array_equal(signals[sigs[k]], expected[ref_sigs[k]]), sigs[k]
 
 
 def _noisy_net(seed=2):
