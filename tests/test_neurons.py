@@ -310,7 +310,7 @@ def test_soft_lif_rate_gradient_is_finite_and_continuous(tmp_path):
     (bias,) = [v for v in model.params.values() if v.shape == J.shape and np.allclose(v.numpy(), J)]
     with tf.GradientTape() as tape:
         tape.watch(bias)
-        _, probes = model._step(model.initial_state(1), {})
+        _, probes = model._step(model.initial_state(1), {}, model._parameters())
         total = tf.reduce_sum(probes["rates"])
     grad = tape.gradient(total, bias).numpy()
     assert np.all(np.isfinite(grad)) and np.all(grad > 0), grad
