@@ -158,6 +158,11 @@ def test_mismatched_network_refused(tmp_path):
     with pytest.raises(ValueError, match=r"all_ensembles\[1\] is <Ensemble 'bb'>"):
         nengo_compile.freeze(relabelled, model)
 
+    # the same script run again (a fresh network, as in another process) matches
+    again = _network()
+    nengo_compile.freeze(again, model)
+    _assert_runs_trained(again, model)
+
     with nengo.Network() as plain:
         nengo.Ensemble(5, 1)
     _, untrained = compile_and_load(plain, tmp_path, dtype="float64")
