@@ -45,7 +45,10 @@ def state_binding():
         bound = spa.State(vocab, neurons_per_dimension=10, label="bound")
         a_in >> a
         b_in >> b
-        a * b >> bound
+        bind = spa.Bind(vocab, neurons_per_dimension=20, label="bind")  # a * b, smaller
+        a >> bind.input_left
+        b >> bind.input_right
+        bind >> bound
         nengo.Probe(a.output, synapse=0.01, label="a")
         nengo.Probe(bound.output, synapse=0.01, label="bound")
         nengo.Probe(a_in.output, label="a_in")
@@ -78,6 +81,8 @@ def action_selection():
     """Basal ganglia and thalamus choose a pointer by the state's similarities."""
     vocab = vocabulary()
     with spa.Network(seed=13, label="action_selection") as net:
+        net.config[spa.BasalGanglia].n_neurons_per_ensemble = 20
+        net.config[spa.Thalamus].neurons_action = 20
         stim = spa.Transcode(lambda t: "A" if t < 0.15 else "B", output_vocab=vocab)
         state = spa.State(vocab, neurons_per_dimension=10, label="state")
         answer = spa.State(vocab, neurons_per_dimension=10, label="answer")

@@ -40,7 +40,7 @@ RUN_BLOCKED = textwrap.dedent(
     import {module} as compiled
 
     assert compiled.HOOKS == {{}}, compiled.HOOKS
-    outputs = compiled.Model().run({n_steps})
+    outputs = compiled.Model(jit_compile=False).run({n_steps})  # a short run
     assert not any(m.split(".")[0] in ("nengo", "nengo_spa") for m in sys.modules)
     np.savez({out!r}, **outputs)
     """
@@ -105,6 +105,7 @@ def test_untranslatable_transcodes_say_why():
             "two_inputs": spa.Transcode(lambda t, p: p * p, input_vocab=vocab, output_vocab=vocab),
             "new_name": spa.Transcode(lambda t: "A" if t < 0.1 else "NEW", output_vocab=loose),
             "missing": spa.Transcode(lambda t: "A" if t < 0.1 else "MISSING", output_vocab=vocab),
+            "repeat": spa.Transcode(lambda t: "A" if t < 0.1 else "B" * 2, output_vocab=vocab),
             "method": spa.Transcode(
                 lambda t, p: p.translate(loose), input_vocab=vocab, output_vocab=loose
             ),
@@ -119,5 +120,6 @@ def test_untranslatable_transcodes_say_why():
     assert "NEW" not in loose  # compiling added nothing to the vocabulary
     assert "parsing 'MISSING'" in reasons["missing"]
     assert "the Semantic Pointer attribute .translate" in reasons["method"]
+    assert "string arithmetic other than concatenating" in reasons["repeat"]
     for reason in reasons.values():
         assert "test_spa.py:" in reason, reason

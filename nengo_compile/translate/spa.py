@@ -213,13 +213,15 @@ class SpaConverter(Converter):
         return Pointer(E.dot(E.const(inversion), a.v), a.vocab, a.algebra)
 
     def binop(self, op, a, b):
-        if isinstance(a, str) and isinstance(b, str) and isinstance(op, ast.Add):
-            return a + b  # an expression built from strings: parsed when returned
+        if isinstance(a, str) or isinstance(b, str):
+            if isinstance(a, str) and isinstance(b, str) and isinstance(op, ast.Add):
+                return a + b  # an expression built from strings: parsed when returned
+            raise Untranslatable("string arithmetic other than concatenating two strings")
         if not (_pointer_like(a) or _pointer_like(b)):
             return super().binop(op, a, b)
         if type(op) not in BINARY:
             raise Untranslatable(f"the operator {type(op).__name__} on Semantic Pointers")
-        if not isinstance(a, Pointer) and not isinstance(b, Pointer) and self._number(a, b):
+        if not isinstance(a, Pointer) and not isinstance(b, Pointer) and _static_operands(a, b):
             return self._static(BINARY[type(op)], a, b)  # constants: nengo-spa computes it
         if isinstance(op, ast.Mult):
             return self.multiply(a, b)
@@ -227,9 +229,12 @@ class SpaConverter(Converter):
         name = "add" if isinstance(op, ast.Add) else "sub"
         return Pointer(E.apply(name, p.v, q.v), _vocab(p, q), p.algebra)
 
-    def _number(self, a, b) -> bool:
-        """Neither operand is computed (a number from the input makes a computed pointer)."""
-        return all(not isinstance(v, Value) or E.is_const(v) for v in (a, b))
+    def compare(self, op, a, b):
+        if isinstance(a, str) or isinstance(b, str):
+            if isinstance(a, str) and isinstance(b, str) and isinstance(op, ast.Eq | ast.NotEq):
+                return E.const((a == b) == isinstance(op, ast.Eq))
+            raise Untranslatable("a comparison of a string other than == or != of two strings")
+        return super().compare(op, a, b)
 
     def _static(self, fn, *args):
         plain = [v.array.item() if isinstance(v, Value) and v.shape == () else v for v in args]
@@ -349,6 +354,11 @@ class SpaConverter(Converter):
             return obj[key]
         except Exception as exc:
             raise Untranslatable(f"the pointer {key!r}: {exc}") from exc
+
+
+def _static_operands(a, b) -> bool:
+    """Neither operand is computed (a number from the input makes a computed pointer)."""
+    return all(not isinstance(v, Value) or E.is_const(v) for v in (a, b))
 
 
 def _constant(*pointers) -> bool:
