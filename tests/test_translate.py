@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import random
 import shutil
+import subprocess
+import sys
 import warnings
 
 import nengo
@@ -411,3 +413,29 @@ def test_cli_reports_translations_and_warnings(tmp_path, capsys):
     assert main([str(model), "-o", str(out), "--report", "--no-translate"]) == 0
     stdout, stderr = capsys.readouterr()
     assert "translated to TensorFlow (0):" in stdout and "warning" not in stderr
+
+
+def test_translates_without_nengo_spa(tmp_path):
+    """nengo-spa is optional: without it the translator recognises no Transcode
+    and translates everything else as before."""
+    script = (
+        "import sys\n"
+        "class Blocker:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'nengo_spa':\n"
+        "            raise ImportError(name + ' is blocked in this test')\n"
+        "sys.meta_path.insert(0, Blocker())\n"
+        "import nengo, numpy as np\n"
+        "from nengo_compile import compile_network\n"
+        "from nengo_compile.translate import spa\n"
+        "assert spa._transcode is None and spa.unwrap(lambda t: t) is None\n"
+        "with nengo.Network(seed=1) as net:\n"
+        "    nengo.Probe(nengo.Node(lambda t: np.sin(t)))\n"
+        "compiled = compile_network(net)\n"
+        "assert all(h.translated for h in compiled.program.hooks)\n"
+        "assert 'nengo_spa' not in sys.modules\n"
+    )
+    path = tmp_path / "no_spa.py"  # a file: the translator reads the lambda's source
+    path.write_text(script)
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]

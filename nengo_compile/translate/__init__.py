@@ -29,7 +29,7 @@ import numpy as np
 from nengo.builder.operator import SimPyFunc
 from nengo.builder.signal import Signal
 
-from . import emit, library, source
+from . import emit, library, source, spa
 from . import expr as E
 from .convert import Converter, Function, Result
 from .expr import Untranslatable
@@ -146,9 +146,15 @@ def translate(fn, *, takes_t: bool, x_shape=None, x_value=None, size_out: int) -
         E.assignable(v, (size_out,))  # numpy's check
         return v if v.shape == () else E.reshape(v, (int(np.prod(v.shape)),))
 
+    make_converter = Converter
+    transcoded = spa.unwrap(fn)  # a nengo-spa Transcode: the user's function inside
+    if transcoded is not None:
+        fn, make_converter = transcoded.fn, transcoded.converter
+        args = transcoded.arguments(args)
+
     handler = library.lookup(fn)
     if handler is not None:  # np.sin, passed directly
-        conv = Converter(library)
+        conv = make_converter(library)
         conv.output_size = size_out
         conv.calling, conv.calling_fn = library.function_name(fn), fn
         output = finish(handler(conv, *args))
@@ -164,7 +170,7 @@ def translate(fn, *, takes_t: bool, x_shape=None, x_value=None, size_out: int) -
             array = np.asarray(value, dtype=np.float64)
             state_attrs[attr] = E.Leaf(array.shape, kind, True, f"state{k}")
             initial[attr] = array.reshape(-1).copy()
-    conv = Converter(library, state_attrs, self_obj)
+    conv = make_converter(library, state_attrs, self_obj)
     conv.output_size = size_out
     state = {("self", attr): leaf for attr, leaf in state_attrs.items()}
     try:
