@@ -1,0 +1,48 @@
+"""Gradients of a trained model whose batch size is unknown when it is traced
+(Keras ``fit`` traces its step with ``[None, ...]`` inputs), with XLA."""
+
+from __future__ import annotations
+
+import nengo
+import numpy as np
+import tensorflow as tf
+
+from .conftest import compile_and_load
+
+
+def _net():
+    with nengo.Network(seed=3) as net:
+        x = nengo.Node(lambda t: [0.0, 0.0], label="x")
+        ens = nengo.Ensemble(12, 2, neuron_type=nengo.LIFRate())
+        out = nengo.Node(size_in=1)
+        nengo.Connection(x, ens, synapse=None)
+        nengo.Connection(ens, out, function=lambda v: v[0] * v[1], synapse=0.005)
+        nengo.Probe(out, label="out")
+    return net
+
+
+def test_xla_gradient_with_unknown_batch_matches_graph(tmp_path):
+    """The biases (filled to ``[batch, n]`` every step) and every other
+    variable get the gradient that the run without XLA gives; XLA used to
+    fail to compile the gradient of that fill inside the loop."""
+    _, module = compile_and_load(_net(), tmp_path, trainable=True, dtype="float64")
+    inputs = np.random.default_rng(0).uniform(-1, 1, (3, 8, 2))
+    grads = {}
+    for jit in (True, False):
+        model = module.Model(jit_compile=jit)
+        assert model.jit_compile is jit
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 8, 2], tf.float64)])
+        def gradient(x, model=model):
+            with tf.GradientTape() as tape:
+                out = model.forward({"x": x}, training=True)["out"]
+                loss = tf.reduce_sum(out**2)
+            return tape.gradient(loss, model.trainable_variables)
+
+        grads[jit] = {
+            v.name: g.numpy() for v, g in zip(model.trainable_variables, gradient(inputs))
+        }
+    assert len(grads[True]) >= 2  # the encoders, biases and decoders train
+    for name, value in grads[False].items():
+        assert np.any(value != 0), name
+        np.testing.assert_allclose(grads[True][name], value, rtol=1e-9, atol=1e-12, err_msg=name)
