@@ -2,7 +2,7 @@
 
 Importing it imports neither TensorFlow nor Nengo: the compiler (with Nengo,
 NumPy, Jinja2 and networkx) loads on first use of `compile_network`,
-`compile_file` or `Compiled`, and `Simulator` (and the exports) import
+`compile_file`, `Compiled` or `configure_trainable`, and `Simulator` (and the exports) import
 TensorFlow when first used; so ``nengo-compile --help`` answers at once.
 """
 
@@ -17,6 +17,7 @@ _LAZY = {
     "Compiled": "pipeline",
     "compile_file": "pipeline",
     "compile_network": "pipeline",
+    "configure_trainable": "trainable",
     "Simulator": "simulator",  # imports TensorFlow
 }
 
@@ -28,6 +29,7 @@ __all__ = [
     "UnsupportedError",
     "compile_file",
     "compile_network",
+    "configure_trainable",
 ]
 
 

@@ -1,11 +1,14 @@
-"""Gradients of a trained model whose batch size is unknown when it is traced
-(Keras ``fit`` traces its step with ``[None, ...]`` inputs), with XLA."""
+"""Training as the README and the examples use it: the ``trainable`` config
+through ``nengo_compile.configure_trainable``, and gradients of a model whose
+batch size is unknown when it is traced (Keras ``fit``), with XLA."""
 
 from __future__ import annotations
 
 import nengo
 import numpy as np
 import tensorflow as tf
+
+import nengo_compile
 
 from .conftest import compile_and_load
 
@@ -46,3 +49,20 @@ def test_xla_gradient_with_unknown_batch_matches_graph(tmp_path):
     for name, value in grads[False].items():
         assert np.any(value != 0), name
         np.testing.assert_allclose(grads[True][name], value, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def _parts(module):
+    return {(key, role) for _, _, parts in module.TRAINABLE.values() for key, role, *_ in parts}
+
+
+def test_configure_trainable_from_the_package(tmp_path):
+    """``nengo_compile.configure_trainable`` adds NengoDL's ``trainable``
+    setting; an ensemble's neurons set to False keep their biases fixed, its
+    encoders and the connection weights still train."""
+    net = _net()
+    nengo_compile.configure_trainable(net)
+    net.config[net.ensembles[0].neurons].trainable = False
+    _, module = compile_and_load(net, tmp_path, trainable=True, dtype="float64")
+    assert _parts(module) == {("ensembles[0]", "encoders"), ("connections[1]", "weights")}
+    _, module = compile_and_load(_net(), tmp_path, trainable=True, dtype="float64")
+    assert ("ensembles[0]", "bias") in _parts(module)
