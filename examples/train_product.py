@@ -1,6 +1,6 @@
 """Train a spiking network to multiply its two inputs, with surrogate gradients.
 
-    python examples/train_product.py               # about a minute on 2 cores
+    python examples/train_product.py               # under a minute on 2 cores
     python examples/train_product.py --updates 50  # shorter
 
 The network: two inputs in [-1, 1] -> 200 LIF neurons -> their product, read
