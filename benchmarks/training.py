@@ -99,7 +99,8 @@ def run_ours(args):
         path = Path(folder) / "train_bench_tf.py"
         write(path, path.with_suffix(".npz"), compiled.source, compiled.params)
         module = import_generated("train_bench_tf", path)
-        # xla: the defaults (Model() compiles with XLA, Keras' jit_compile="auto");
+        # xla: the defaults (Model() compiles with XLA, Keras' jit_compile="auto",
+        # off on a machine without GPU);
         # graph: neither (Model(jit_compile=False), compile(jit_compile=False))
         xla = args.worker == "ours"
         model = module.Model(training_neurons="rate", jit_compile=xla)

@@ -66,3 +66,26 @@ def test_configure_trainable_from_the_package(tmp_path):
     assert _parts(module) == {("ensembles[0]", "encoders"), ("connections[1]", "weights")}
     _, module = compile_and_load(_net(), tmp_path, trainable=True, dtype="float64")
     assert ("ensembles[0]", "bias") in _parts(module)
+
+
+def test_keras_compiles_a_module_without_xla_without_xla(tmp_path):
+    """Keras' ``jit_compile=True`` around a module without XLA recompiled the
+    whole training step at every call (0.3 steps/s): the layer says it does
+    not support XLA then, and Keras falls back (with its warning)."""
+    import warnings
+
+    import keras
+
+    _, module = compile_and_load(_net(), tmp_path, trainable=True)
+    for jit in (False, True):
+        layer = module.Model(jit_compile=jit).keras_layer()
+        assert layer.supports_jit is jit
+        x = keras.Input((1, 2))
+        trainer = keras.Model(x, layer(x))
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            trainer.compile(optimizer="sgd", loss="mse", jit_compile=True)
+        assert trainer.jit_compile is jit
+        data = np.random.default_rng(0).uniform(-1, 1, (4, 1, 2)).astype(np.float32)
+        history = trainer.fit(data, data[..., :1], batch_size=2, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
