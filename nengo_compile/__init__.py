@@ -2,8 +2,9 @@
 
 Importing it imports neither TensorFlow nor Nengo: the compiler (with Nengo,
 NumPy, Jinja2 and networkx) loads on first use of `compile_network`,
-`compile_file`, `Compiled` or `freeze`, and `Simulator` (and the exports) import
-TensorFlow when first used; so ``nengo-compile --help`` answers at once.
+`compile_file`, `Compiled`, `configure_trainable` or `freeze`, and
+`Simulator` (and the exports) import TensorFlow when first used; so
+``nengo-compile --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ _LAZY = {
     "Compiled": "pipeline",
     "compile_file": "pipeline",
     "compile_network": "pipeline",
+    "configure_trainable": "trainable",
     "freeze": "freezing",
     "Simulator": "simulator",  # imports TensorFlow
 }
@@ -29,6 +31,7 @@ __all__ = [
     "UnsupportedError",
     "compile_file",
     "compile_network",
+    "configure_trainable",
     "freeze",
 ]
 

@@ -25,7 +25,13 @@ SMALL_BATCH = 16
 
 
 def _fill(batch, size, value, dtype):
-    """``value`` broadcast to ``[batch, size]``."""
+    """``value`` broadcast to ``[batch, size]``.
+
+    A tensor (a parameter that may train) is added to zeros instead: inside an
+    XLA loop, the gradient of ``broadcast_to`` needs its shape as a constant,
+    and the loop's gradient sees the batch size only as a saved value."""
+    if tf.is_tensor(value):
+        return tf.zeros(tf.stack([batch, size]), dtype) + tf.convert_to_tensor(value, dtype)
     return tf.broadcast_to(tf.convert_to_tensor(value, dtype), tf.stack([batch, size]))
 
 

@@ -247,6 +247,10 @@ def _keras_layer_class():
             kwargs["name"] = kwargs.get("name") or model.NAME
             super().__init__(dtype=model.DTYPE.name, **kwargs)
             self.model = model
+            # Keras must not compile a module without XLA into an XLA step: its
+            # loop's gradient makes XLA take every input as a constant, and
+            # recompile the whole step at every call
+            self.supports_jit = bool(model.jit_compile)
             self.input_names = list(model.INPUTS if inputs is None else inputs)
             self.probe_names = list(model.PROBES if probes is None else probes)
             for key in self.input_names:
