@@ -235,6 +235,7 @@ def _name_hooks(built, plan) -> dict:
                 continue
             owner = (kind, i, obj)
             break
+        obj = None
         if owner is None:
             label, fallback = op.tag or "", "hook"
         else:
@@ -252,6 +253,7 @@ def _name_hooks(built, plan) -> dict:
             size_out=0 if op.output is None else op.output.size,
             takes_t=op.t is not None,
             is_input=op.x is None and op.output is not None and op.t is not None,
+            owner=obj,
         )
     return hooks
 

@@ -257,6 +257,9 @@ def _keras_layer_class():
                     raise ValueError(f"unknown probe {key!r}; the model's: {sorted(model.PROBES)}")
             if not self.input_names:
                 raise ValueError("a Keras layer needs an input; this model has none to feed")
+            # Keras compiles fit with XLA (compile(jit_compile=True), or "auto" where
+            # a GPU is) only if every layer supports it: not with Python hooks
+            self.supports_jit = model.can_jit_compile
             for key in model.TRAINABLE:  # the model reads the layer's variables
                 value = model.params[key].numpy()
                 weight = self.add_weight(
