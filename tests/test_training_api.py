@@ -3,6 +3,8 @@ trainable compile refuses, and what ``trainable`` changes in the module."""
 
 from __future__ import annotations
 
+import warnings
+
 import nengo
 import numpy as np
 import pytest
@@ -238,3 +240,19 @@ def test_trainable_modules_are_deterministic_and_others_unchanged():
     assert "\nTRAINABLE = {}\n" in plain.source and "neurons ==" not in plain.source
     assert not plain.program.trainable and not any(k.endswith("_train") for k in plain.params)
     assert "\nTRAINABLE = {}\n" not in first.source and "neurons ==" in first.source
+
+
+def test_probe_of_a_trained_parameter_warns():
+    """A probe of a parameter that trains (here the scaled encoders) reads
+    the built values: the compile says so (a known limitation)."""
+    from nengo_compile.lower import TrainingWarning
+
+    with nengo.Network(seed=3) as net:
+        ens = nengo.Ensemble(5, 1, label="ens")
+        nengo.Probe(ens, "scaled_encoders", label="encoders")
+        nengo.Probe(ens, synapse=0.01, label="value")
+    with pytest.warns(TrainingWarning, match="'encoders' shows the built values"):
+        compile_network(net, trainable=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingWarning)
+        compile_network(net)
