@@ -201,7 +201,10 @@ class Training:
         default ``PROBES``'s). Keras ``fit`` runs it with ``training=True``.
 
         The layer's weights are this model's trainable variables (the same
-        variables: what Keras trains, ``save_params`` writes).
+        variables: what Keras trains, ``save_params`` writes). Keras's own XLA
+        (``compile(jit_compile=True)``; ``"auto"`` chooses it only where a GPU
+        is) compiles ``fit`` around the layer if the model can run with XLA
+        (``can_jit_compile``); otherwise Keras warns and fits without it.
         """
         return _keras_layer_class()(self, inputs, probes, name=name)
 
