@@ -182,6 +182,7 @@ class Hook:
     is_input: bool  # no input signal and an output: can be fed via `inputs`
     reason: str = ""  # why it was not translated to TensorFlow
     translated: bool = False  # runs as TensorFlow; as an input, feeding it is optional
+    owner: object = field(default=None, compare=False, repr=False)  # its Node or Connection
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from .options import DTYPES, RUNTIMES
 from .plan import PlanStats, plan
 from .render import render
 from .rewrite import rewrite
-from .trainable import parameter_sources
+from .trainable import check_gradient_path, parameter_sources
 from .translate import translate_functions
 from .write import check_outputs, output_paths, write
 
@@ -113,6 +113,8 @@ def compile_network(
             program = lower(
                 built, analysis, planned, dtype, header, translation, check_finite, sources
             )
+            if sources is not None:
+                check_gradient_path(built, sources, program.hooks)
         with _stage("render", timings):
             source = render(program, module_name, f"{module_name}.npz", runtime)
     # The callables behind the hooks, for whoever runs the module in this process

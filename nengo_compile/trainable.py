@@ -139,3 +139,62 @@ def parameter_sources(built) -> dict:
         if sig is not None and sig.ndim == 2:
             add(sig, f"connections[{i}]", "weights", conn, is_trainable(conn, chains))
     return sources
+
+
+def _owner(obj):
+    """The Ensemble a Neurons object belongs to; any other object itself."""
+    return obj.ensemble if isinstance(obj, Neurons) else obj
+
+
+def _fed_by_training(network, sources: dict) -> set:
+    """The ids of the Ensembles and Nodes whose values depend on a parameter
+    that trains (``sources``, `parameter_sources`): downstream of a trained
+    ensemble or of a connection with trained weights."""
+    trained = {source.key for source in sources.values()}
+    fed = {id(e) for i, e in enumerate(network.all_ensembles) if f"ensembles[{i}]" in trained}
+    connections = network.all_connections
+    fed |= {
+        id(_owner(c.post_obj)) for i, c in enumerate(connections) if f"connections[{i}]" in trained
+    }
+    changed = True
+    while changed:
+        changed = False
+        for conn in connections:
+            post = id(_owner(conn.post_obj))
+            if post not in fed and id(_owner(conn.pre_obj)) in fed:
+                fed.add(post)
+                changed = True
+    return fed
+
+
+def check_gradient_path(built, sources: dict, hooks) -> None:
+    """Raise CompileError, naming the culprit, for what would cut the
+    gradient of a parameter that trains: a Python hook (a Node or Connection
+    function that runs in Python, not translated to TensorFlow) or a neuron
+    type without a template (it runs NumPy), fed by a trained parameter."""
+    from .kinds.neurons import lowering_for  # (kinds import this module's siblings)
+
+    network = built.network
+    fed = _fed_by_training(network, sources)
+    for hook in hooks:
+        if hook.translated or not hook.size_in or not hook.size_out or hook.owner is None:
+            continue
+        owner = hook.owner
+        inner = owner if isinstance(owner, nengo.Node) else _owner(owner.pre_obj)
+        if id(inner) in fed:
+            why = f": {hook.reason}" if hook.reason else ""
+            raise CompileError(
+                f"cannot compile for training: the Python function of {owner} ({hook.source}) "
+                f"is fed by trained parameters but has no gradient (it is not translated to "
+                f"TensorFlow{why}); make it translatable, or set trainable=False before it"
+            )
+    for ens in network.all_ensembles:
+        neuron_type = ens.neuron_type
+        if isinstance(neuron_type, nengo.Direct) or lowering_for(neuron_type) is not None:
+            continue
+        if id(ens) in fed:
+            raise CompileError(
+                f"cannot compile for training: {ens} has neuron type "
+                f"{type(neuron_type).__name__!r}, which has no template (it runs NumPy) "
+                f"and so no gradient; set trainable=False on it and what feeds it"
+            )

@@ -35,6 +35,7 @@ TIERS = {
     "test_write.py": "unit",
     "test_generated.py": "generated",
     "test_export.py": "export",
+    "test_training_export.py": "export",
 }
 #: files whose every test needs no TensorFlow
 NO_TF_FILES = {"test_architecture.py", "test_plan.py", "test_tolerance.py"}

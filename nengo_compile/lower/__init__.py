@@ -107,7 +107,7 @@ def lower(
             )
         )
 
-    probes = _lower_probes(built, analysis, plan, params)
+    probes = _lower_probes(built, analysis, plan, params, train_sources)
     trainable = tuple(
         replace(t, parts=tuple(replace(s, label=describe.text(s.label)) for s in t.parts))
         for t in params.trainables()
@@ -235,6 +235,7 @@ def _name_hooks(built, plan) -> dict:
                 continue
             owner = (kind, i, obj)
             break
+        obj = None
         if owner is None:
             label, fallback = op.tag or "", "hook"
         else:
@@ -252,6 +253,7 @@ def _name_hooks(built, plan) -> dict:
             size_out=0 if op.output is None else op.output.size,
             takes_t=op.t is not None,
             is_input=op.x is None and op.output is not None and op.t is not None,
+            owner=obj,
         )
     return hooks
 
@@ -293,7 +295,7 @@ def _label(obj) -> str:
     return getattr(obj, "label", None) or type(obj).__name__
 
 
-def _lower_probes(built, analysis, plan, params):
+def _lower_probes(built, analysis, plan, params, train_sources=None):
     names = Namespace()
     probes = []
     for (probe, sig), read in zip(built.probes, plan.probe_reads):
@@ -303,6 +305,13 @@ def _lower_probes(built, analysis, plan, params):
         else:
             name = names.name(f"probe_{target_label}_{probe.attr}", "probe")
         if read is None:  # a constant signal
+            if train_sources and sig in train_sources:
+                warnings.warn(
+                    f"probe {probe.label or target_label + '.' + probe.attr!r} shows the built "
+                    f"values of a parameter that trains, not its trained values",
+                    TrainingWarning,
+                    stacklevel=3,
+                )
             value = np.asarray(sig.initial_value, dtype=np.float64).reshape(-1)
             read = ir.Const(param=params.add("probe_const", value))
         period = None if probe.sample_every is None else probe.sample_every / built.dt

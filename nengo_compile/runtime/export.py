@@ -140,9 +140,18 @@ def _exporting(model, portable: bool, jit_compile: bool = False):
     model.node_functions, model._portable_math = {}, portable
     model._sparse_kernels, model._jit_compile = False, bool(jit_compile)
     if model.TRAINABLE:  # the trained values, added into their parameters once
+        # (every other parameter as it is: the export tracks what it reads, the
+        # initial state's too; the trainable variables and their positions stay out)
+        changed = {param for param, _, _ in model.TRAINABLE.values()}
+        left_out = {k for k, (_, at, _) in model.TRAINABLE.items()} | {
+            at for _, at, _ in model.TRAINABLE.values()
+        }
         model._fixed_parameters = {
             key: tf.Variable(tf.convert_to_tensor(value), trainable=False, name=key)
+            if key in changed
+            else value
             for key, value in model._parameters().items()
+            if key not in left_out
         }
     try:
         yield

@@ -201,7 +201,10 @@ class Training:
         default ``PROBES``'s). Keras ``fit`` runs it with ``training=True``.
 
         The layer's weights are this model's trainable variables (the same
-        variables: what Keras trains, ``save_params`` writes).
+        variables: what Keras trains, ``save_params`` writes). Keras's own XLA
+        (``compile(jit_compile=True)``; ``"auto"`` chooses it only where a GPU
+        is) compiles ``fit`` around the layer if the model can run with XLA
+        (``can_jit_compile``); otherwise Keras warns and fits without it.
         """
         return _keras_layer_class()(self, inputs, probes, name=name)
 
@@ -261,6 +264,9 @@ def _keras_layer_class():
                     raise ValueError(f"unknown probe {key!r}; the model's: {sorted(model.PROBES)}")
             if not self.input_names:
                 raise ValueError("a Keras layer needs an input; this model has none to feed")
+            # Keras compiles fit with XLA (compile(jit_compile=True), or "auto" where
+            # a GPU is) only if every layer supports it: not with Python hooks
+            self.supports_jit = model.can_jit_compile
             for key in model.TRAINABLE:  # the model reads the layer's variables
                 value = model.params[key].numpy()
                 weight = self.add_weight(
