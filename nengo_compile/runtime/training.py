@@ -250,9 +250,10 @@ def _keras_layer_class():
             kwargs["name"] = kwargs.get("name") or model.NAME
             super().__init__(dtype=model.DTYPE.name, **kwargs)
             self.model = model
-            # Keras must not compile a module without XLA into an XLA step: its
-            # loop's gradient makes XLA take every input as a constant, and
-            # recompile the whole step at every call
+            # Keras compiles fit with XLA (compile(jit_compile=True), or "auto" where
+            # a GPU is) only if every layer supports it: not a module without XLA
+            # (Python hooks, or jit_compile=False: its loop's gradient made XLA take
+            # every input as a constant and recompile the whole step at every call)
             self.supports_jit = bool(model.jit_compile)
             self.input_names = list(model.INPUTS if inputs is None else inputs)
             self.probe_names = list(model.PROBES if probes is None else probes)
@@ -264,9 +265,6 @@ def _keras_layer_class():
                     raise ValueError(f"unknown probe {key!r}; the model's: {sorted(model.PROBES)}")
             if not self.input_names:
                 raise ValueError("a Keras layer needs an input; this model has none to feed")
-            # Keras compiles fit with XLA (compile(jit_compile=True), or "auto" where
-            # a GPU is) only if every layer supports it: not with Python hooks
-            self.supports_jit = model.can_jit_compile
             for key in model.TRAINABLE:  # the model reads the layer's variables
                 value = model.params[key].numpy()
                 weight = self.add_weight(
