@@ -8,12 +8,17 @@ import tensorflow as tf
 __all__ = [
     "SMALL_BATCH",
     "_batched_blocks",
+    "_drawn",
+    "_drawn_shape",
     "_expm1_portable",
     "_fill",
     "_inc_gather",
     "_inc_slice",
     "_log1p_portable",
     "_matvec",
+    "_normal_draw",
+    "_own_rows",
+    "_poisson_rows",
     "_set_gather",
     "_set_slice",
     "_thin_blocks",
@@ -112,3 +117,42 @@ def _log1p_portable(x):
     d = u - 1.0
     exact = tf.equal(d, 0.0)
     return tf.where(exact, x, tf.math.log(u) * (x / tf.where(exact, tf.ones_like(d), d)))
+
+
+# ---- random draws of a part of a batch -----------------------------------------------
+# A stateless draw fills its tensor in order: row ``i`` of a batch gets the same
+# values whatever the batch size, but they depend on ``i``. A part of a batch (a
+# replica's slice in ``run(strategy=...)``) whose first row is row ``rows`` of
+# the whole batch draws ``rows`` rows more and keeps its own: each row gets what
+# it gets in one run of the whole batch. ``rows`` is a Python int (0: one run).
+
+
+def _drawn(batch, rows):
+    """How many rows a part of a batch starting at row ``rows`` draws."""
+    return batch + rows if rows else batch
+
+
+def _drawn_shape(x, rows):
+    """The shape of ``x`` ``[batch, ...]`` with ``rows`` rows more."""
+    shape = tf.shape(x)
+    return shape + tf.one_hot(0, tf.size(shape), rows, 0, dtype=shape.dtype) if rows else shape
+
+
+def _normal_draw(shape, key, counter, dtype):
+    """A Philox normal draw of ``shape`` (key ``[1]``, counter ``[2]``, uint64)."""
+    return tf.raw_ops.StatelessRandomNormalV2(
+        shape=shape, key=key, counter=counter, alg=1, dtype=dtype
+    )
+
+
+def _own_rows(draw, rows):
+    """The rows of ``draw`` after the first ``rows`` (those of the part)."""
+    return draw[rows:] if rows else draw
+
+
+def _poisson_rows(seed, lam, rows, dtype):
+    """Poisson draws of means ``lam`` ``[batch, n]`` for a part of a batch
+    starting at row ``rows`` (the rows before it drawn with mean 0)."""
+    if rows:
+        lam = tf.pad(lam, [[rows, 0], [0, 0]])
+    return _own_rows(tf.random.stateless_poisson(tf.shape(lam), seed, lam, dtype=dtype), rows)
