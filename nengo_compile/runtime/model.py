@@ -41,7 +41,7 @@ class CompiledModel(Training, Distributed, tf.Module):
     """A compiled Nengo model: the base class of every generated ``Model``.
 
     A subclass sets the tables below (the generated module's tables of the same
-    names) and defines ``_step(state, inputs) -> (new_state, probes)``.
+    names) and defines ``_step(state, inputs, p, neurons, rows) -> (new_state, probes)``.
 
     Parameters
     ----------
@@ -425,7 +425,7 @@ class CompiledModel(Training, Distributed, tf.Module):
             outputs[name] = tf.transpose(stacked, [1, 0, *range(2, 2 + len(shape))])
         return state, outputs
 
-    def _step(self, state, inputs):
+    def _step(self, state, inputs, p, neurons="spiking", rows=0):
         """One simulation step: the generated ``Model`` defines it."""
         raise NotImplementedError("a compiled model's class defines _step")
 
