@@ -113,10 +113,11 @@ def feed(module, batch, steps):
 
 @pytest.mark.parametrize("poisson", [True, False])
 def test_rows_draw_as_in_the_whole_batch(tmp_path, poisson):
-    """A slice of a batch run with its first row's index (``rows``) draws
+    """A slice of a batch run with its place in the batch (``rows``) draws
     what those rows draw in a run of the whole batch, bit for bit (the draws
     are counter-based); what they feed, within rounding (the kernels of other
-    batch sizes round differently)."""
+    batch sizes round differently). A slice past the batch's end (padding)
+    runs, its own rows as in the whole batch."""
     import tensorflow as tf
 
     _, module = compile_and_load(noisy(poisson), tmp_path)
@@ -127,17 +128,21 @@ def test_rows_draw_as_in_the_whole_batch(tmp_path, poisson):
     x = feed(module, 6, 25)
     whole = model.run(25, x)
     state = model.initial_state(6)
+
+    def padded(v):  # a 7th row, as run(strategy=...) pads a batch
+        return np.concatenate([v, v[-1:]])
+
     n = tf.constant(25, tf.int32)
-    for start, stop in ((0, 2), (2, 6), (3, 4)):
-        part_state = {k: v[start:stop] for k, v in state.items() if k != "model"}
-        part_inputs = {k: tf.constant(v[:, :, :][start:stop]) for k, v in x.items()}
+    for start, stop in ((1, 3), (3, 7)):
+        part_state = {k: padded(v)[start:stop] for k, v in state.items() if k != "model"}
+        part_inputs = {k: tf.constant(padded(v)[start:stop]) for k, v in x.items()}
         if jit:
             part_inputs = {k: tf.pad(v, [[0, 0], [0, 7], [0, 0]]) for k, v in part_inputs.items()}
         _, outputs = model._run_graph(
-            n, part_state, part_inputs, capacity=32 if jit else None, rows=start
+            n, part_state, part_inputs, capacity=32 if jit else None, rows=(start, stop, 6)
         )
         for name, value in whole.items():
-            got = outputs[name].numpy()[:, :25]
+            got = outputs[name].numpy()[: min(stop, 6) - start, :25]
             assert_same_rows(got, value[start:stop], f"{name} {start}:{stop}")
     # and the rows differ from each other (a row's own stream, not a copy)
     assert not np.array_equal(whole["probe_noise_output"][0], whole["probe_noise_output"][1])
@@ -208,8 +213,30 @@ def test_multi_worker_run(tmp_path):
     ]
     wait(workers)
     module = import_module(path)
-    one = module.Model().run(30, feed(module, 5, 30))
+    one = module.Model().run(12, feed(module, 5, 12))
     for i in range(2):
         with np.load(tmp_path / f"out{i}.npz") as data:
             for name, value in one.items():
                 assert_same_rows(data[f"two_{name}"], value, f"worker {i} {name}")
+
+
+def test_run_strategy_checks(tmp_path):
+    """``strategy`` must be a tf.distribute strategy; with XLA the model must be
+    built in its scope (else a ValueError saying so); one replica
+    (OneDeviceStrategy, in this process) gives the plain run's probes."""
+    import tensorflow as tf
+
+    _, module = compile_and_load(trainable_net(), tmp_path)
+    x = feed(module, 3, 10)
+    model = module.Model()
+    assert model.jit_compile
+    with pytest.raises(TypeError, match="tf.distribute.Strategy"):
+        model.run(10, x, strategy="mirrored")
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with pytest.raises(ValueError, match=r"strategy\.scope\(\)"):
+        model.run(10, x, strategy=strategy)
+    with strategy.scope():
+        scoped = module.Model()
+    got, want = scoped.run(10, x, strategy=strategy), model.run(10, x)
+    for name, value in want.items():
+        assert_close_across_kernels(got[name], value, name)

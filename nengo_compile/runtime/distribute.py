@@ -22,9 +22,9 @@ class Distributed:
     strategy=...)`` over the replicas of a strategy, and ``run``'s parts on
     several cores with XLA.
 
-    Each replica runs a slice of consecutive rows; a row's random draws follow
-    its index in the whole batch (``_step``'s ``rows``), so every row gets the
-    values a run on one device gives it, whatever the number of replicas.
+    Each replica runs a slice of consecutive rows; its random draws are those
+    of the whole batch (``_step``'s ``rows``), so every row gets the values a
+    run on one device gives it, whatever the number of replicas.
     """
 
     # what CompiledModel defines
@@ -56,9 +56,9 @@ class Distributed:
             state = {k: tf.concat([v, tf.repeat(v[-1:], extra, 0)], 0) for k, v in state.items()}
             inputs = {k: tf.pad(v, [[0, extra], [0, 0], [0, 0]]) for k, v in inputs.items()}
         functions = self._replica_functions
-        key = (id(strategy), rows, capacity, tuple(sorted(inputs)))
+        key = (id(strategy), batch, capacity, tuple(sorted(inputs)))
         if key not in functions:
-            functions[key] = (strategy, _replica_function(self, strategy, rows, capacity))
+            functions[key] = (strategy, _replica_function(self, strategy, rows, batch, capacity))
         parts = strategy.experimental_distribute_values_from_function(
             lambda context: _replica_slice(state, inputs, context.replica_id_in_sync_group, rows)
         )
@@ -120,10 +120,11 @@ def _replica_slice(state, inputs, replica, rows) -> tuple:
     )
 
 
-def _replica_function(model, strategy, rows, capacity) -> Callable:
-    """A ``tf.function`` running each replica's slice (``_run_graph``, with its
-    first row's index as ``rows``) and gathering the results in replica order
-    (every replica gets the whole batch; the first local one's is returned)."""
+def _replica_function(model, strategy, rows, batch, capacity) -> Callable:
+    """A ``tf.function`` running each replica's slice of ``rows`` rows of a
+    batch of ``batch`` (``_run_graph``, with the slice's place as ``rows``)
+    and gathering the results in replica order (every replica gets the whole
+    batch; the first local one's is returned)."""
 
     def replica(n, part):
         state, inputs = part
@@ -136,7 +137,9 @@ def _replica_function(model, strategy, rows, capacity) -> Callable:
                 "run(strategy=...) needs it when tracing (MirroredStrategy, "
                 "MultiWorkerMirroredStrategy)"
             )
-        results = model._run_graph(n, state, inputs, capacity=capacity, rows=int(index) * rows)
+        start = int(index) * rows
+        span = (start, start + rows, batch)
+        results = model._run_graph(n, state, inputs, capacity=capacity, rows=span)
         return tf.distribute.get_replica_context().all_gather(results, axis=0)
 
     def run(n, parts):

@@ -383,7 +383,7 @@ class CompiledModel(Training, Distributed, tf.Module):
         ``neurons``: see ``_step``; ``maximum_iterations`` (the number of
         steps, known when tracing) lets XLA differentiate the loop; ``values``:
         the trainable variables' values to use (see ``_parameters``); ``rows``:
-        the index of the first row in a larger batch (see ``_step``)."""
+        where the batch lies in a larger one (see ``_step``)."""
         batch = tf.shape(state["step"])[0]
         p = self._parameters(values)
         if preallocate:

@@ -120,22 +120,35 @@ def _log1p_portable(x):
 
 
 # ---- random draws of a part of a batch -----------------------------------------------
-# A stateless draw fills its tensor in order: row ``i`` of a batch gets the same
-# values whatever the batch size, but they depend on ``i``. A part of a batch (a
-# replica's slice in ``run(strategy=...)``) whose first row is row ``rows`` of
-# the whole batch draws ``rows`` rows more and keeps its own: each row gets what
-# it gets in one run of the whole batch. ``rows`` is a Python int (0: one run).
+# A part of a batch (a replica's slice in ``run(strategy=...)``) gets the draws
+# its rows get in a run of the whole batch: it draws for the whole batch, in
+# the shape a run of it draws (XLA's normal draws are laid out by the shape:
+# row ``i`` of a draw of ``n`` rows can differ from row ``i`` of ``m`` rows)
+# and keeps its own rows. ``rows`` is ``(start, stop, total)`` (Python ints:
+# this part is rows ``start:stop`` of a batch of ``total``; rows past
+# ``total`` pad it, and draw zeros), or 0 for a run of the whole batch.
 
 
 def _drawn(batch, rows):
-    """How many rows a part of a batch starting at row ``rows`` draws."""
-    return batch + rows if rows else batch
+    """How many rows a part of a batch draws (``total``: the whole batch's)."""
+    return rows[2] if rows else batch
 
 
 def _drawn_shape(x, rows):
-    """The shape of ``x`` ``[batch, ...]`` with ``rows`` rows more."""
+    """The shape of ``x`` ``[batch, ...]`` for the whole batch."""
     shape = tf.shape(x)
-    return shape + tf.one_hot(0, tf.size(shape), rows, 0, dtype=shape.dtype) if rows else shape
+    return tf.concat([[rows[2]], shape[1:]], 0) if rows else shape
+
+
+def _own_rows(draw, rows):
+    """The part's rows of a draw for the whole batch (zeros for padding)."""
+    if not rows:
+        return draw
+    start, stop, total = rows
+    if stop > total:
+        padding = [[0, stop - total]] + [[0, 0]] * (draw.shape.rank - 1)
+        draw = tf.pad(draw, padding)
+    return draw[start:stop]
 
 
 def _normal_draw(shape, key, counter, dtype):
@@ -145,14 +158,12 @@ def _normal_draw(shape, key, counter, dtype):
     )
 
 
-def _own_rows(draw, rows):
-    """The rows of ``draw`` after the first ``rows`` (those of the part)."""
-    return draw[rows:] if rows else draw
-
-
 def _poisson_rows(seed, lam, rows, dtype):
     """Poisson draws of means ``lam`` ``[batch, n]`` for a part of a batch
-    starting at row ``rows`` (the rows before it drawn with mean 0)."""
+    (the other rows drawn with mean 0: each element's draws follow its
+    position alone)."""
     if rows:
-        lam = tf.pad(lam, [[rows, 0], [0, 0]])
-    return _own_rows(tf.random.stateless_poisson(tf.shape(lam), seed, lam, dtype=dtype), rows)
+        start, stop, total = rows
+        lam = tf.pad(lam, [[start, max(total - stop, 0)], [0, 0]])
+        return tf.random.stateless_poisson(tf.shape(lam), seed, lam, dtype=dtype)[start:stop]
+    return tf.random.stateless_poisson(tf.shape(lam), seed, lam, dtype=dtype)
