@@ -122,7 +122,7 @@ class Model(CompiledModel):
     BLOCKS = {"x": (2, "x_init")}
     PARAMS = {"x_init": ((2,), "float64")}
 
-    def _step(self, state, inputs, p, neurons="spiking"):
+    def _step(self, state, inputs, p, neurons="spiking", rows=0):
         step = state["step"] + 1
         if "u" in inputs:
             u = inputs["u"]

@@ -4,7 +4,6 @@ and its ``_step``."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import inspect
 import os
@@ -29,6 +28,7 @@ from .checks import (
     _state_of,
     _xla_blockers,
 )
+from .distribute import Distributed
 from .export import write_onnx, write_saved_model, write_tflite
 from .training import Training
 
@@ -36,16 +36,12 @@ from .training import Training
 #: counterpart, or their spikes with the rate's derivative
 TRAINING_NEURONS = ("rate", "surrogate")
 
-#: with XLA, ``run`` splits a batch into parts of at least this many rows, one
-#: per core, run side by side (see ``CompiledModel._parts``)
-PARALLEL_MIN_ROWS = 16
 
-
-class CompiledModel(Training, tf.Module):
+class CompiledModel(Training, Distributed, tf.Module):
     """A compiled Nengo model: the base class of every generated ``Model``.
 
     A subclass sets the tables below (the generated module's tables of the same
-    names) and defines ``_step(state, inputs) -> (new_state, probes)``.
+    names) and defines ``_step(state, inputs, p, neurons, rows) -> (new_state, probes)``.
 
     Parameters
     ----------
@@ -137,6 +133,7 @@ class CompiledModel(Training, tf.Module):
         self._step_graph = tf.function(self._step_now, **options)
         self._step_functions = {}  # (batch, fed inputs) -> concrete step function
         self._parallel_shapes = set()  # (rows, capacity, inputs) that ran in parts before
+        self._replica_functions = {}  # run(strategy=...)'s functions (see Distributed)
         self._run_graph = tf.function(self._run, **options)
         self._forward_graph = tf.function(self._forward, **options)
         self._forward_flat_graph = tf.function(self._forward_flat, **options)
@@ -197,13 +194,20 @@ class CompiledModel(Training, tf.Module):
         state, probes = self._step_functions[key](state, inputs)
         return _state_of(state, self._key), probes
 
-    def run(self, n_steps, inputs=None, state=None, batch_size=None, return_state=False):
+    def run(
+        self, n_steps, inputs=None, state=None, batch_size=None, return_state=False, strategy=None
+    ):
         """Run ``n_steps`` steps inside one ``tf.function``.
 
         Returns ``{probe name: array [batch, steps, *shape]}`` (and the new
         state, if ``return_state``). ``inputs`` maps names in ``INPUTS`` to
         arrays ``[batch, n_steps, size]``. Without ``state``, starts from
-        ``initial_state``.
+        ``initial_state``. ``strategy`` (a ``tf.distribute`` strategy:
+        ``MirroredStrategy``, ``MultiWorkerMirroredStrategy``) splits the batch
+        into consecutive slices, one per replica, and gathers the probes in
+        batch order: each row gets the values a run on one device gives it
+        (random draws included). Every worker of a multi-worker strategy calls
+        ``run`` with the same arguments and gets the whole batch's probes.
         """
         n_steps = _checked_steps(n_steps)
         if state is not None:
@@ -227,7 +231,7 @@ class CompiledModel(Training, tf.Module):
             capacity = 1 << (n_steps - 1).bit_length() if n_steps else 0
             padding = [[0, 0], [0, capacity - n_steps], [0, 0]]
             inputs = {name: tf.pad(value, padding) for name, value in inputs.items()}
-        results, state = self._run_loop(n_steps, state, inputs, batch, capacity)
+        results, state = self._run_loop(n_steps, state, inputs, batch, capacity, strategy)
         return (results, state) if return_state else results
 
     def run_from(self, n_steps: int, state, capacity: int | None = None) -> tuple:
@@ -249,12 +253,14 @@ class CompiledModel(Training, tf.Module):
             raise ValueError(f"capacity {capacity} is less than n_steps {n_steps}")
         return self._run_loop(n_steps, state, {}, _batch_of(state), capacity)
 
-    def _run_loop(self, n_steps, state, inputs, batch, capacity):
+    def _run_loop(self, n_steps, state, inputs, batch, capacity, strategy=None):
         """``run``'s loop on checked arguments: ``(probes, state)``."""
         start = int(np.asarray(state["step"])[0])
         n = tf.constant(n_steps, tf.int32)
         parts = self._parts(batch)
-        if parts > 1:
+        if strategy is not None:
+            state, outputs = self._run_replicas(strategy, n, state, inputs, capacity)
+        elif parts > 1:
             state, outputs = self._run_parts(parts, n, state, inputs, capacity)
         else:
             state, outputs = self._run_graph(n, state, inputs, capacity=capacity)
@@ -266,47 +272,6 @@ class CompiledModel(Training, tf.Module):
                 value = value[:, steps % self.PROBE_PERIODS[name] < 1]
             results[name] = value
         return results, _state_of(state, self._key)
-
-    def _parts(self, batch: int) -> int:
-        """Into how many equal parts ``run`` splits a batch, run side by side.
-
-        XLA runs each elementwise kernel on one thread, so a large batch runs
-        faster as parts on several cores. Not without XLA (TensorFlow's
-        kernels use every core already), nor with random processes (their
-        draws depend on the batch size)."""
-        if not self._jit_compile or self.RANDOM_GROUPS:
-            return 1
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        parts = min(cores or 1, batch // PARALLEL_MIN_ROWS)
-        while parts > 1 and batch % parts:
-            parts -= 1
-        return max(parts, 1)
-
-    def _run_parts(self, parts, n, state, inputs, capacity):
-        """``_run_graph`` on ``parts`` equal parts of the batch, in threads
-        (TensorFlow releases the GIL while a graph runs); each batch row gives
-        the values it gives in one run. A shape's first run (tracing and XLA
-        compilation) goes one part after the other."""
-        states = {k: tf.split(v, parts) for k, v in state.items()}
-        feeds = {k: tf.split(v, parts) for k, v in inputs.items()}
-        jobs = [
-            ({k: v[i] for k, v in states.items()}, {k: v[i] for k, v in feeds.items()})
-            for i in range(parts)
-        ]
-        key = (int(jobs[0][0]["step"].shape[0]), capacity, tuple(sorted(inputs)))
-
-        def run(job):
-            return self._run_graph(n, *job, capacity=capacity)
-
-        if key in self._parallel_shapes:
-            with concurrent.futures.ThreadPoolExecutor(parts) as pool:
-                results = list(pool.map(run, jobs))
-        else:
-            results = [run(job) for job in jobs]
-            self._parallel_shapes.add(key)
-        return tuple(
-            {k: tf.concat([r[i][k] for r in results], 0) for k in results[0][i]} for i in (0, 1)
-        )
 
     def _check_inputs(self, inputs, leading: tuple) -> dict:
         """Inputs (arrays from ``_input_arrays``) by input name, of the expected
@@ -410,13 +375,15 @@ class CompiledModel(Training, tf.Module):
         neurons="spiking",
         maximum_iterations=None,
         values=None,
+        rows=0,
     ):
         """The simulation loop; probe values are collected in TensorArrays (of
         ``capacity`` steps, if given: the first ``n_steps`` are written), or
         (``preallocate``, for TFLite and ONNX) in tensors of the final size.
         ``neurons``: see ``_step``; ``maximum_iterations`` (the number of
         steps, known when tracing) lets XLA differentiate the loop; ``values``:
-        the trainable variables' values to use (see ``_parameters``)."""
+        the trainable variables' values to use (see ``_parameters``); ``rows``:
+        where the batch lies in a larger one (see ``_step``)."""
         batch = tf.shape(state["step"])[0]
         p = self._parameters(values)
         if preallocate:
@@ -435,7 +402,8 @@ class CompiledModel(Training, tf.Module):
             }
 
         def body(i, state, arrays):
-            state, probes = self._step(state, {k: v[:, i] for k, v in inputs.items()}, p, neurons)
+            feed = {k: v[:, i] for k, v in inputs.items()}
+            state, probes = self._step(state, feed, p, neurons, rows)
             if preallocate:
                 arrays = {
                     k: tf.tensor_scatter_nd_update(a, [[i]], probes[k][None])
@@ -457,7 +425,7 @@ class CompiledModel(Training, tf.Module):
             outputs[name] = tf.transpose(stacked, [1, 0, *range(2, 2 + len(shape))])
         return state, outputs
 
-    def _step(self, state, inputs):
+    def _step(self, state, inputs, p, neurons="spiking", rows=0):
         """One simulation step: the generated ``Model`` defines it."""
         raise NotImplementedError("a compiled model's class defines _step")
 

@@ -8,12 +8,17 @@ import tensorflow as tf
 __all__ = [
     "SMALL_BATCH",
     "_batched_blocks",
+    "_drawn",
+    "_drawn_shape",
     "_expm1_portable",
     "_fill",
     "_inc_gather",
     "_inc_slice",
     "_log1p_portable",
     "_matvec",
+    "_normal_draw",
+    "_own_rows",
+    "_poisson_rows",
     "_set_gather",
     "_set_slice",
     "_thin_blocks",
@@ -118,3 +123,53 @@ def _log1p_portable(x):
     d = u - 1.0
     exact = tf.equal(d, 0.0)
     return tf.where(exact, x, tf.math.log(u) * (x / tf.where(exact, tf.ones_like(d), d)))
+
+
+# ---- random draws of a part of a batch -----------------------------------------------
+# A part of a batch (a replica's slice in ``run(strategy=...)``) gets the draws
+# its rows get in a run of the whole batch: it draws for the whole batch, in
+# the shape a run of it draws (XLA's normal draws are laid out by the shape:
+# row ``i`` of a draw of ``n`` rows can differ from row ``i`` of ``m`` rows)
+# and keeps its own rows. ``rows`` is ``(start, stop, total)`` (Python ints:
+# this part is rows ``start:stop`` of a batch of ``total``; rows past
+# ``total`` pad it, and draw zeros), or 0 for a run of the whole batch.
+
+
+def _drawn(batch, rows):
+    """How many rows a part of a batch draws (``total``: the whole batch's)."""
+    return rows[2] if rows else batch
+
+
+def _drawn_shape(x, rows):
+    """The shape of ``x`` ``[batch, ...]`` for the whole batch."""
+    shape = tf.shape(x)
+    return tf.concat([[rows[2]], shape[1:]], 0) if rows else shape
+
+
+def _own_rows(draw, rows):
+    """The part's rows of a draw for the whole batch (zeros for padding)."""
+    if not rows:
+        return draw
+    start, stop, total = rows
+    if stop > total:
+        padding = [[0, stop - total]] + [[0, 0]] * (draw.shape.rank - 1)
+        draw = tf.pad(draw, padding)
+    return draw[start:stop]
+
+
+def _normal_draw(shape, key, counter, dtype):
+    """A Philox normal draw of ``shape`` (key ``[1]``, counter ``[2]``, uint64)."""
+    return tf.raw_ops.StatelessRandomNormalV2(
+        shape=shape, key=key, counter=counter, alg=1, dtype=dtype
+    )
+
+
+def _poisson_rows(seed, lam, rows, dtype):
+    """Poisson draws of means ``lam`` ``[batch, n]`` for a part of a batch
+    (the other rows drawn with mean 0: each element's draws follow its
+    position alone)."""
+    if rows:
+        start, stop, total = rows
+        lam = tf.pad(lam, [[start, max(total - stop, 0)], [0, 0]])
+        return tf.random.stateless_poisson(tf.shape(lam), seed, lam, dtype=dtype)[start:stop]
+    return tf.random.stateless_poisson(tf.shape(lam), seed, lam, dtype=dtype)
