@@ -20,12 +20,21 @@ from nengo_compile import compile_network  # noqa: E402
 from nengo_compile.write import write  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+#: the test files of the no-TensorFlow tier (marked ``notf``)
+NO_TF_FILES = {"test_architecture.py", "test_plan.py", "test_tolerance.py"}
 _counter = itertools.count()
 
 
-#: test files that import TensorFlow as they are collected: left out where it is
-#: not installed (CI's no-TensorFlow tier, which runs `pytest -m notf`)
-collect_ignore = [] if importlib.util.find_spec("tensorflow") else ["test_simulator.py"]
+#: where TensorFlow is not installed (CI's no-TensorFlow tier, which runs
+#: `pytest -m notf`), only the files of that tier are collected: the others may
+#: import TensorFlow (or Keras, nengo-spa, ...) as they are collected
+collect_ignore = (
+    []
+    if importlib.util.find_spec("tensorflow")
+    else sorted(
+        p.name for p in Path(__file__).parent.glob("test_*.py") if p.name not in NO_TF_FILES
+    )
+)
 
 #: each test file's tier (see the markers in pyproject.toml); others: roundtrip
 TIERS = {
@@ -37,8 +46,6 @@ TIERS = {
     "test_export.py": "export",
     "test_training_export.py": "export",
 }
-#: files whose every test needs no TensorFlow
-NO_TF_FILES = {"test_architecture.py", "test_plan.py", "test_tolerance.py"}
 
 
 def pytest_collection_modifyitems(config, items):
