@@ -39,6 +39,7 @@ class Training:
     _forward_graph: Callable
     _forward_flat_graph: Callable
     _gradient_graph: Callable
+    _make_graphs: Callable
 
     def forward(
         self,
@@ -275,6 +276,7 @@ def _keras_layer_class():
                     name=key,
                 )
                 model.params[key] = weight.value
+            model._make_graphs()  # graphs traced before read the replaced variables
 
         def call(self, x, training=None):
             xs = x if isinstance(x, (list, tuple)) else [x]
