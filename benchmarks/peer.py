@@ -43,10 +43,13 @@ def peer_env(onednn: str = "0") -> dict[str, str]:
     return env
 
 
-def spawn_worker(python: str, script: Path | str, arguments: list[str], env, label: str) -> dict:
-    """Run ``python script *arguments`` and return its ``RESULT`` line's value."""
+def spawn_worker(
+    python: str, script: Path | str, arguments: list[str], env, label: str, timeout=None
+) -> dict:
+    """Run ``python script *arguments`` and return its ``RESULT`` line's value
+    (``subprocess.TimeoutExpired`` after ``timeout`` seconds: the worker is killed)."""
     done = subprocess.run(
-        [python, str(script), *arguments], env=env, capture_output=True, text=True
+        [python, str(script), *arguments], env=env, capture_output=True, text=True, timeout=timeout
     )
     for line in done.stdout.splitlines():
         if line.startswith(RESULT):

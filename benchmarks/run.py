@@ -39,6 +39,7 @@ import importlib.util
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -83,6 +84,12 @@ def main(argv=None):
         choices=("default", "0", "1"),
         default="0",
         help="TF_ENABLE_ONEDNN_OPTS for NengoDL (0: its faster setting here)",
+    )
+    parser.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=600,
+        help="seconds per NengoDL configuration (network, batch, unroll) before it is stopped",
     )
     parser.add_argument("--worker", choices=("nengodl",), help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results to this file")
@@ -283,21 +290,36 @@ def nengodl_worker(args) -> dict:
 def bench_nengodl(python, name, args, ours) -> None:
     """NengoDL on one network, in the peer venv: its runs and the best unroll per
     batch size into ``ours["nengodl"]``, with ratios to ours and to Nengo."""
-    command = ["--worker", "nengodl", "--networks", name, "--batch", args.batch]
-    command += ["--unroll", args.unroll, "--steps", str(args.steps), "--repeats", str(args.repeats)]
     env = peer_env(args.peer_onednn)
-    result = spawn_worker(python, Path(__file__).resolve(), command, env, f"NengoDL {name}")
-    result["best"] = {}
-    for run in result["runs"]:
-        print(
-            f"nengodl unroll={run['unroll']:2d} batch={run['batch']:3d}: build "
-            f"{run['build_s']:5.1f} s, first call {run['first_call_s']:6.2f} s, "
-            f"{run['steps_per_s']:9.0f} steps/s, throughput {run['throughput']:10.0f}",
-            flush=True,
-        )
-        best = result["best"].get(str(run["batch"]))
-        if best is None or run["throughput"] > best["throughput"]:
-            result["best"][str(run["batch"])] = run
+    result: dict = {"runs": [], "best": {}}
+    # one process per configuration, so that one too slow (--peer-timeout) or
+    # failing is reported as such and the others still run
+    for batch in args.batch.split(","):
+        for unroll in args.unroll.split(","):
+            command = ["--worker", "nengodl", "--networks", name, "--batch", batch]
+            command += ["--unroll", unroll, "--steps", str(args.steps)]
+            command += ["--repeats", str(args.repeats)]
+            label = f"nengodl unroll={int(unroll):2d} batch={int(batch):3d}"
+            try:
+                done = spawn_worker(
+                    python, Path(__file__).resolve(), command, env, label, args.peer_timeout
+                )
+            except (RuntimeError, subprocess.TimeoutExpired) as error:
+                failed = "timed_out" if isinstance(error, subprocess.TimeoutExpired) else "error"
+                print(f"{label}: {failed} ({str(error).splitlines()[0]})", flush=True)
+                result["runs"].append({"batch": int(batch), "unroll": int(unroll), failed: True})
+                continue
+            result["version"] = done["version"]
+            (run,) = done["runs"]
+            result["runs"].append(run)
+            print(
+                f"{label}: build {run['build_s']:5.1f} s, first call {run['first_call_s']:6.2f}"
+                f" s, {run['steps_per_s']:9.0f} steps/s, throughput {run['throughput']:10.0f}",
+                flush=True,
+            )
+            best = result["best"].get(batch)
+            if best is None or run["throughput"] > best["throughput"]:
+                result["best"][batch] = run
     ours["nengodl"] = result
     for batch, best in result["best"].items():
         line = f"nengodl batch={batch:>3s}: best unroll {best['unroll']}"
