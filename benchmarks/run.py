@@ -305,8 +305,11 @@ def bench_nengodl(python, name, args, ours) -> None:
                     python, Path(__file__).resolve(), command, env, label, args.peer_timeout
                 )
             except (RuntimeError, subprocess.TimeoutExpired) as error:
-                failed = "timed_out" if isinstance(error, subprocess.TimeoutExpired) else "error"
-                print(f"{label}: {failed} ({str(error).splitlines()[0]})", flush=True)
+                if isinstance(error, subprocess.TimeoutExpired):
+                    failed, why = "timed_out", f"stopped after {args.peer_timeout:.0f} s"
+                else:
+                    failed, why = "error", str(error).splitlines()[0]
+                print(f"{label}: {failed.replace('_', ' ')} ({why})", flush=True)
                 result["runs"].append({"batch": int(batch), "unroll": int(unroll), failed: True})
                 continue
             result["version"] = done["version"]
@@ -393,8 +396,8 @@ def print_table(networks):
         for batch in dl_batches:
             best = dl.get(str(batch))
             ours = [runs.get(c) for c in configs if c[1] == batch]
-            if best is None:
-                line += f" {'':8s} {'':6s}" + f" {'':8s}" * len(ours)
+            if best is None:  # every unroll timed out or failed
+                line += f" {'-':>8s} {'-':>6s}" + f" {'-':>8s}" * len(ours)
                 continue
             line += f" {best['throughput'] / ref:8.2f}" if ref else f" {best['throughput']:8.0f}"
             line += f" {best['unroll']:6d}"
