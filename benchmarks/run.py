@@ -17,8 +17,9 @@ For each network this measures, in one process:
   best of ``--repeats`` runs of ``--steps`` steps, as steps/s and throughput
   (batch x steps / s), and the ratio to Nengo's single-sample steps/s;
 * with ``--nengodl`` (or ``--peer-python PATH``): NengoDL 3.6 in the peer venv
-  (``benchmarks/peer.py``), a subprocess of this script per network
-  (``--worker nengodl``), right after that network's other measurements:
+  (``benchmarks/peer.py``), a subprocess of this script per network, batch
+  size and unroll (``--worker nengodl``; stopped after ``--peer-timeout``
+  seconds), right after that network's other measurements:
   ``nengo_dl.Simulator(net, minibatch_size=batch, unroll_simulation=unroll)``
   with ``configure_settings(inference_only=True)`` and
   ``TF_ENABLE_ONEDNN_OPTS=0``, for each batch size and each ``--unroll``;
