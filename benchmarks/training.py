@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +42,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PEER_SHIM = ROOT.parent / "shared" / "peers" / "nengodl"
+sys.path.insert(0, str(HERE))
+
+from peer import DEFAULT_PEER_PYTHON, peer_env, report, spawn_worker  # noqa: E402
 
 #: worker -> what it runs
 KINDS = {
@@ -157,7 +158,7 @@ def _timed(fit, setup, args):
 def worker(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     result = run_nengodl(args) if args.worker == "nengodl" else run_ours(args)
-    print("RESULT " + json.dumps(result), flush=True)
+    report(result)
 
 
 def spawn(kind, size, args):
@@ -166,23 +167,12 @@ def spawn(kind, size, args):
         *(["--epochs", str(args.epochs), "--samples", str(args.samples)]),
         *(["--batch", str(args.batch), "--lr", str(args.lr)]),
     ]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")  # oneDNN: TensorFlow's default
-    python = sys.executable
+    script = Path(__file__).resolve()
+    label = f"{kind} {size}"
     if kind == "nengodl":
-        python = args.peer_python
-        env.update(PYTHONPATH=str(PEER_SHIM), TF_USE_LEGACY_KERAS="1")
-        if args.peer_onednn != "default":
-            env["TF_ENABLE_ONEDNN_OPTS"] = args.peer_onednn
-    done = subprocess.run(
-        [python, str(Path(__file__).resolve()), *command],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    raise RuntimeError(f"{kind} {size} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        return spawn_worker(args.peer_python, script, command, peer_env(args.peer_onednn), label)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")  # oneDNN: TensorFlow's default
+    return spawn_worker(sys.executable, script, command, env, label)
 
 
 def main(argv=None):
@@ -193,7 +183,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64, help="minibatch size")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each, alternating")
-    parser.add_argument("--peer-python", default="/work/peer-venv/bin/python")
+    parser.add_argument("--peer-python", default=DEFAULT_PEER_PYTHON)
     parser.add_argument(
         "--peer-onednn",
         choices=("default", "0", "1"),
