@@ -15,7 +15,15 @@ from __future__ import annotations
 
 #: the runtime's modules, in the order they are pasted into a generated module
 #: (each may use the names of those before it)
-FILES = ("ops.py", "checks.py", "export.py", "training.py", "distribute.py", "model.py")
+FILES = (
+    "ops.py",
+    "checks.py",
+    "export.py",
+    "training.py",
+    "distribute.py",
+    "graphs.py",
+    "model.py",
+)
 
 
 def __getattr__(name: str):

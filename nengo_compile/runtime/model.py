@@ -30,6 +30,7 @@ from .checks import (
 )
 from .distribute import Distributed
 from .export import write_onnx, write_saved_model, write_tflite
+from .graphs import Graphs
 from .training import Training
 
 #: what spiking neurons run in training (``forward(training=True)``): their rate
@@ -37,7 +38,7 @@ from .training import Training
 TRAINING_NEURONS = ("rate", "surrogate")
 
 
-class CompiledModel(Training, Distributed, tf.Module):
+class CompiledModel(Graphs, Training, Distributed, tf.Module):
     """A compiled Nengo model: the base class of every generated ``Model``.
 
     A subclass sets the tables below (the generated module's tables of the same
@@ -133,71 +134,6 @@ class CompiledModel(Training, Distributed, tf.Module):
         # states name their model: a state of another model is refused
         layout = repr((sorted(self.BLOCKS.items()), sorted(self.PARAMS.items())))
         self._key = f"{self.NAME} {hashlib.sha256(layout.encode()).hexdigest()[:12]}"
-
-    def _make_graphs(self) -> None:
-        """The ``tf.function``s of this model (made again when its variables
-        are replaced: a traced graph holds the variables it read)."""
-        options = dict(autograph=False, reduce_retracing=True, jit_compile=self._jit_compile)
-        self._step_graph = tf.function(self._step_now, **options)
-        self._flat_functions = {}  # see _call_flat
-        self._parallel_shapes = set()  # (rows, capacity, inputs) that ran in parts before
-        self._replica_functions = {}  # run(strategy=...)'s functions (see Distributed)
-        self._run_graph = tf.function(self._run, **options)
-        self._forward_graph = tf.function(self._forward, **options)
-        self._forward_flat_graph = tf.function(self._forward_flat, **options)
-        self._gradient_graph = tf.function(self._gradient, **options)
-        self._initial_graph = tf.function(self._initial_state, autograph=False)
-
-    def _call_flat(self, graph, state, inputs, *args, **static) -> tuple:
-        """``graph(*args, state, inputs, **static)`` (a function of this model
-        returning ``(state, outputs)``) through a concrete function cached per
-        shape, called with flat tensors: ``AtomicFunction.call_flat`` skips
-        ``tf.function``'s binding of nested arguments, most of a short call's
-        time (a step: 3-5x faster). Returns ``(state, outputs)``."""
-        shapes = tuple((k, tuple(v.shape)) for k, v in sorted(state.items()))
-        feeds = tuple((k, tuple(v.shape)) for k, v in sorted(inputs.items()))
-        key = (graph.__name__, shapes, feeds, len(args), tuple(sorted(static.items())))
-        entry = self._flat_functions.get(key)
-        if entry is None:
-            entry = self._flat_functions[key] = self._flat_function(
-                graph, state, inputs, args, static
-            )
-        call, names, outputs = entry
-        flat = call([*args, *(state[k] for k in names), *(inputs[k] for k, _ in feeds)])
-        return dict(zip(names, flat)), dict(zip(outputs, flat[len(names) :]))
-
-    def _flat_function(self, graph, state, inputs, args, static) -> tuple:
-        names, feeds = sorted(state), sorted(inputs)
-        outputs = []
-
-        def flat(*tensors):
-            n = len(args)
-            new_state, result = graph(
-                *tensors[:n],
-                dict(zip(names, tensors[n : n + len(names)])),
-                dict(zip(feeds, tensors[n + len(names) :])),
-                **static,
-            )
-            outputs[:] = list(result)
-            return [new_state[k] for k in names] + [result[k] for k in outputs]
-
-        options = dict(autograph=False, jit_compile=self._jit_compile)
-        specs = [tf.TensorSpec(a.shape, a.dtype) for a in args]
-        specs += [tf.TensorSpec(state[k].shape, state[k].dtype) for k in names]
-        specs += [tf.TensorSpec(inputs[k].shape, inputs[k].dtype) for k in feeds]
-        concrete = tf.function(flat, **options).get_concrete_function(*specs)
-        atomic = getattr(concrete, "inference_fn", None)
-        if atomic is not None and hasattr(atomic, "call_flat"):
-            captured = list(concrete.captured_inputs)
-
-            def call(tensors):
-                return atomic.call_flat(*tensors, *captured)
-        else:  # another TensorFlow: the concrete function's own call
-
-            def call(tensors):
-                return concrete(*tensors)
-
-        return call, names, tuple(outputs)
 
     @property
     def jit_compile(self) -> bool:
