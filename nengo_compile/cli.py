@@ -81,6 +81,13 @@ def parser() -> argparse.ArgumentParser:
         "trainable variables (see the README's Training section)",
     )
     p.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        help="compile every stage again: neither read nor fill the compile cache "
+        "($NENGO_COMPILE_CACHE, by default ~/.cache/nengo-compile; see the README)",
+    )
+    p.add_argument(
         "--report",
         action="store_true",
         help="print plan statistics, translated functions, hooks and neuron stubs",
@@ -149,6 +156,7 @@ def main(argv=None) -> int:
                 exports=exports,
                 runtime=args.runtime,
                 trainable=args.trainable,
+                cache=None if args.cache else False,
             )
         for w in caught:  # one line per function that stays Python
             if issubclass(w.category, (TranslationWarning, TrainingWarning)):
@@ -168,13 +176,19 @@ def main(argv=None) -> int:
         )
         return EXIT_INTERNAL
 
-    written = []
+    written, kept = [], []
     if output is not None:
-        written += [output, str(Path(output).with_suffix(".npz"))]
+        pair = [output, str(Path(output).with_suffix(".npz"))]
+        (kept if compiled.unchanged else written).extend(pair)
     written += [path for path in (args.saved_model, args.tflite) if path]
     if args.onnx:
         written += [args.onnx, args.onnx.removesuffix(".onnx") + ".step.onnx"]
-    print("wrote " + ", ".join(written))
+    print(
+        "; ".join(
+            [f"wrote {', '.join(written)}"] * bool(written)
+            + [f"unchanged {', '.join(kept)} (already these bytes)"] * bool(kept)
+        )
+    )
     if args.report:
         print(report(compiled))
     return 0

@@ -6,6 +6,7 @@ import gc
 import logging
 import platform
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
@@ -17,12 +18,16 @@ import numpy as np
 from . import __version__, ir
 from .analyse import analyse
 from .build import build
+from .cache import folder as cache_folder
+from .cache import load as cache_load
+from .cache import store as cache_store
 from .errors import CompileError
 from .export import ExportOptions, Staged, export
 from .ir import LowerContext
 from .kinds.process import ProcessStep
 from .load import load
-from .lower import lower
+from .lower import Describer, lower
+from .model_key import fingerprint
 from .options import DTYPES, RUNTIMES
 from .plan import PlanStats, plan
 from .render import render
@@ -46,6 +51,7 @@ class Compiled:
     model: nengo.builder.Model | None = None  # what Nengo's builder made
     hook_functions: dict = field(default_factory=dict)  # hook name -> Python callable
     layout: tuple = ()  # plan.BlockLayout per state block: where each signal lives
+    unchanged: bool = False  # compile_file: the module and parameters held these bytes already
 
 
 def compile_network(
@@ -62,6 +68,7 @@ def compile_network(
     check_finite: bool = False,
     runtime: str = "paste",
     trainable: bool = False,
+    cache=None,
 ) -> Compiled:
     """Compile a network into the source and parameters of a TF module.
 
@@ -83,6 +90,10 @@ def compile_network(
     ``runtime="paste"`` copies the runtime (`nengo_compile.runtime`) into the
     module, so that it needs only TensorFlow and NumPy; ``"import"`` imports it
     from nengo-compile instead (a shorter module, for this installation).
+
+    ``cache``: the compile cache (`nengo_compile.cache`) to look in and keep
+    the result in: None follows ``$NENGO_COMPILE_CACHE`` (on by default),
+    False turns it off, a path is the folder to use.
     """
     if dtype not in DTYPES:
         raise CompileError(f"dtype must be one of {', '.join(DTYPES)} (got {dtype!r})")
@@ -95,6 +106,75 @@ def compile_network(
     if trainable:
         with _stage("trainable", timings):
             sources = parameter_sources(built)
+    where, fp = cache_folder(cache), None
+    lowered: Lowered | None = None
+    if where is not None:
+        with _stage("key", timings):
+            options = {
+                "dtype": dtype,
+                "source": source_name,
+                "network": network_name,
+                "translate": translate,
+                "check_finite": check_finite,
+                "train_sources": sources,
+            }
+            fp = fingerprint(built, options, Describer(built.network))
+        if fp is not None:
+            with _stage("cache", timings):
+                lowered = cache_load(fp, where)
+            logger.info("cache    %s %s", "hit" if lowered else "miss", fp.key[:16])
+    rendering, missed = (module_name, runtime), lowered is None
+    if lowered is None:
+        with _warnings_kept() as kept:
+            lowered = _lower(
+                built, dtype, source_name, network_name, translate, check_finite, sources, timings
+            )
+        lowered = replace(lowered, warnings=tuple(kept))
+    else:
+        _replay(lowered.warnings)
+    program = lowered.program
+    source = lowered.sources.get(rendering)
+    if source is None:
+        with _stage("render", timings):
+            source = render(program, module_name, f"{module_name}.npz", runtime)
+        if (
+            fp is not None and where is not None and missed
+        ):  # with the module rendered (the command line's is the same)
+            cache_store(fp, where, replace(lowered, sources={rendering: source}))
+    # The callables behind the hooks, for whoever runs the module in this process
+    functions = {
+        name: op.fn if hasattr(op, "fn") else ProcessStep(op, built.dt)
+        for name, op in lowered.hook_ops.items()
+    }
+    return Compiled(
+        program,
+        source,
+        dict(program.params),
+        lowered.stats,
+        timings,
+        built.model,
+        functions,
+        lowered.layout,
+    )
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """What the stages from rewrite to lower make of a build (what the
+    compile cache keeps): the program, the plan's statistics and block
+    layout, the operator behind each Python hook, the warnings given, and
+    the last module rendered from them."""
+
+    program: ir.Program
+    stats: PlanStats
+    layout: tuple
+    hook_ops: dict  # hook name -> its operator
+    warnings: tuple = ()  # warnings.WarningMessage-like (message, category, filename, lineno)
+    sources: dict = field(default_factory=dict)  # (module name, runtime) -> the rendered module
+
+
+def _lower(built, dtype, source_name, network_name, translate, check_finite, sources, timings):
+    """rewrite -> analyse -> translate -> plan -> lower."""
     probed = [sig for _, sig in built.probes]
     with _collector_paused():
         with _stage("rewrite", timings):
@@ -115,24 +195,33 @@ def compile_network(
             )
             if sources is not None:
                 check_gradient_path(built, sources, program.hooks)
-        with _stage("render", timings):
-            source = render(program, module_name, f"{module_name}.npz", runtime)
-    # The callables behind the hooks, for whoever runs the module in this process
-    functions = {}
-    for hook in program.hooks:
-        if not hook.translated:
-            op = planned.groups[hook.index].ops[0]
-            functions[hook.name] = op.fn if hasattr(op, "fn") else ProcessStep(op, built.dt)
-    return Compiled(
-        program,
-        source,
-        dict(program.params),
-        planned.stats,
-        timings,
-        built.model,
-        functions,
-        planned.blocks,
-    )
+    hook_ops = {
+        hook.name: planned.groups[hook.index].ops[0]
+        for hook in program.hooks
+        if not hook.translated
+    }
+    return Lowered(program, planned.stats, planned.blocks, hook_ops)
+
+
+@contextmanager
+def _warnings_kept():
+    """Every warning the stages give, kept (for the cache) and given again
+    afterwards as it was given, to the caller's filters; also when a stage fails."""
+    kept: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield kept
+            finally:
+                kept.extend((w.message, w.category, w.filename, w.lineno) for w in caught)
+    finally:
+        _replay(kept)
+
+
+def _replay(given) -> None:
+    for message, category, filename, lineno in given:
+        warnings.warn_explicit(message, category, filename, lineno)
 
 
 def compile_file(
@@ -147,6 +236,7 @@ def compile_file(
     exports: ExportOptions | None = None,
     runtime: str = "paste",
     trainable: bool = False,
+    cache=None,
 ) -> Compiled:
     """load -> build -> rewrite -> analyse -> translate -> plan -> lower -> render
     -> [export] -> write.
@@ -173,20 +263,21 @@ def compile_file(
         translate=translate,
         runtime=runtime,
         trainable=trainable,
+        cache=cache,
     )
     timings.update(compiled.timings)
-    staged = Staged()
+    staged, unchanged = Staged(), False
     try:
         if exports.any:
             with _stage("export", timings):
                 export(compiled, exports, staged)
         with _stage("write", timings):
             if output is not None:
-                write(module_path, params_path, compiled.source, compiled.params)
+                unchanged = not write(module_path, params_path, compiled.source, compiled.params)
             staged.commit()
     finally:
         staged.discard()
-    return replace(compiled, timings=timings)
+    return replace(compiled, timings=timings, unchanged=unchanged)
 
 
 @contextmanager

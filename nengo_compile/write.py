@@ -167,8 +167,10 @@ def _check_saved_model_folder(folder: Path, inputs: list[Path]) -> None:
             )
 
 
-def write(module_path: Path, params_path: Path, source: str, params: dict) -> None:
+def write(module_path: Path, params_path: Path, source: str, params: dict) -> bool:
     """Write both files, or neither (see the module's docstring for the order).
+    Files that hold these bytes already are left as they are (and their
+    times): returns whether anything was written.
 
     Raises
     ------
@@ -185,6 +187,8 @@ def write(module_path: Path, params_path: Path, source: str, params: dict) -> No
     except OSError as exc:
         raise CompileError(f"cannot create output folder {folder}: {exc.strerror}") from None
     contents = [(params_path, npz_bytes(params)), (module_path, source.encode("utf-8"))]
+    if all(_holds(path, data) for path, data in contents):
+        return False  # checked again under the lock below, before any rename
     temps = []
     try:
         for path, data in contents:
@@ -197,12 +201,13 @@ def write(module_path: Path, params_path: Path, source: str, params: dict) -> No
             os.chmod(tmp, 0o644)
         with _folder_locked(folder, module_path.name):
             if all(_holds(path, data) for path, data in contents):
-                return  # both are these bytes already: left as they are (times kept)
+                return False  # both are these bytes already: left as they are (times kept)
             # No module beside parameters that are not its own, at any moment
             if os.path.lexists(module_path):
                 os.unlink(module_path)
             for (path, _), tmp in zip(contents, temps):
                 os.replace(tmp, path)
+        return True
     except OSError as exc:
         raise CompileError(f"cannot write to folder {folder}: {exc.strerror or exc}") from None
     finally:  # whatever stopped us (an error, Ctrl-C), no temporary file stays

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import itertools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nengo
@@ -15,6 +17,11 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# the compile cache of this test process: on, as for users (repeated compiles
+# hit it), but never the user's own folder, and gone afterwards
+_CACHE = tempfile.mkdtemp(prefix="nengo_compile_test_cache_")
+os.environ["NENGO_COMPILE_CACHE"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 from nengo_compile import compile_network  # noqa: E402
 from nengo_compile.write import write  # noqa: E402

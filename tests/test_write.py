@@ -95,7 +95,7 @@ def job(mode, model, out, barrier, me=None, other=None, before=0, between=0):
             replaced.append(dst)
             real_replace(src, dst)
     os.replace = replace
-    return main([model, "-o", out])
+    return main([model, "-o", out, "--no-cache"])  # the cache's own renames stay out
 
 
 children = {}

@@ -26,6 +26,7 @@ from ..errors import UnsupportedError
 from ..ir import LowerContext, Resolved
 from ..kinds import KINDS
 from ..kinds.base import elements
+from .layout import BlockLayout
 
 #: a read split into more pieces than this (a repeated slice counting once)
 #: becomes one gather ...
@@ -68,16 +69,6 @@ class PlannedGroup:
     kind: str
     ops: tuple  # final operator order
     accesses: dict  # role -> Resolved
-
-
-@dataclass(frozen=True)
-class BlockLayout:
-    name: str
-    segments: tuple  # (base, flat indices) in block order
-    size: int
-    #: every element is written before it is read in each step: the block is
-    #: recomputed every step and not kept in the state between steps
-    transient: bool = False
 
 
 @dataclass(frozen=True)
