@@ -144,11 +144,17 @@ class Group:
     values: Payload = field(default_factory=Empty)
     random: bool = False
     no_xla: bool = False
+    #: state blocks the group's arithmetic writes whole in a shape of their own,
+    #: block -> shape per batch element: the run loop carries them so (`Block.shape`)
+    carry: Mapping = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Block:
-    """A contiguous state tensor, shaped ``[batch, size]``."""
+    """A contiguous state tensor, shaped ``[batch, size]``; ``shape``, if any:
+    the run loop carries it as ``[batch, *shape]`` (a learned matrix, whose
+    update XLA then emits as a loop over rows, vectorised, not over the flat
+    block with index arithmetic per element)."""
 
     name: str
     size: int
@@ -156,6 +162,7 @@ class Block:
     contents: tuple  # short descriptions of the signals laid out in it
     #: written before it is read in every step: recomputed, not kept in the state
     transient: bool = False
+    shape: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -336,3 +336,33 @@ def test_constant_rule_operand_is_unsupported():
     ]
     with pytest.raises(UnsupportedError, match="SimPES with a constant 'error' signal"):
         analyse(ops, built.dt)
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_applied_matrix_block_is_carried_in_its_shape(tmp_path, jit):
+    """An applied PES adds its delta to the whole matrix block in the matrix's
+    shape, and the run loop carries that block so (``LOOP_SHAPES``: under XLA
+    the update is then a loop over rows, not over the flat block); the state
+    that ``run`` returns is flat as always, and ``step`` on it (no loop)
+    continues the run as the run itself does."""
+    compiled, module = compile_and_load(pes(deltas=()), tmp_path, dtype="float64")
+    carried = {
+        block: shape
+        for g in compiled.program.groups
+        if g.kind == "pes"
+        for block, shape in g.carry.items()
+    }
+    # conn and conn2 merged (2 matrices of 2x40), conn3 (30x40, to c's neurons)
+    assert sorted(carried.values()) == [(1, 30, 40), (2, 2, 40)]
+    assert module.LOOP_SHAPES == carried
+    model = module.Model(jit_compile=jit)
+    whole, end = model.run(N_STEPS, batch_size=2, return_state=True)
+    first, state = model.run(N_STEPS - 1, batch_size=2, return_state=True)
+    for name, shape in module.LOOP_SHAPES.items():
+        assert state[name].shape == (2, int(np.prod(shape)))
+    state, probes = model.step(state)
+    for name in module.PROBES:
+        np.testing.assert_array_equal(first[name], whole[name][:, :-1], err_msg=name)
+        np.testing.assert_allclose(probes[name], whole[name][:, -1], rtol=0, atol=1e-12)
+    for name in module.LOOP_SHAPES:
+        np.testing.assert_allclose(state[name], end[name], rtol=0, atol=1e-12)

@@ -88,6 +88,11 @@ def lower(
             )
     groups, stubs = neuron_stubs.name_stubs(groups)
 
+    # the shapes the groups' arithmetic writes blocks in: carried so when all agree
+    carry: dict = {}
+    for lowered in groups:
+        for block, shape in lowered.carry.items():
+            carry.setdefault(block, set()).add(tuple(shape))
     blocks = []
     for layout in plan.blocks:
         initial = ""
@@ -104,6 +109,7 @@ def lower(
                 initial=initial,
                 contents=tuple(describe.signal(base, idx) for base, idx in layout.segments),
                 transient=layout.transient,
+                shape=_carried(carry.get(layout.name, ()), layout),
             )
         )
 
@@ -326,3 +332,11 @@ def _lower_probes(built, analysis, plan, params, train_sources=None):
             )
         )
     return probes
+
+
+def _carried(shapes, layout) -> tuple:
+    """The shape a block is carried in: the one its groups write it in, or ()."""
+    if layout.transient or len(shapes) != 1:
+        return ()
+    (shape,) = shapes
+    return shape if int(np.prod(shape)) == layout.size else ()

@@ -160,6 +160,7 @@ TABLES = (
     "RANDOM_GROUPS",
     "NO_XLA_GROUPS",
     "BLOCKS",
+    "LOOP_SHAPES",
     "PARAMS",
     "STUBS",
     "TRAINABLE",

@@ -87,6 +87,7 @@ class CompiledModel(Graphs, Training, Distributed, tf.Module):
     RANDOM_GROUPS: ClassVar[tuple] = ()
     NO_XLA_GROUPS: ClassVar[tuple] = ()
     BLOCKS: ClassVar[dict] = {}
+    LOOP_SHAPES: ClassVar[dict] = {}
     PARAMS: ClassVar[dict] = {}
     STUBS: ClassVar[dict] = {}
     TRAINABLE: ClassVar[dict] = {}
@@ -391,9 +392,22 @@ class CompiledModel(Graphs, Training, Distributed, tf.Module):
                 for name, shape in self.PROBES.items()
             }
 
+        # blocks of LOOP_SHAPES go round the loop in their shape (the step's
+        # reshapes to and from it cancel: XLA sees the step's arithmetic on them)
+        shaped = {name: [batch, *shape] for name, shape in self.LOOP_SHAPES.items()}
+
+        def reshaped(state, flat):
+            return {
+                k: tf.reshape(v, [batch, self.BLOCKS[k][0]] if flat else shaped[k])
+                if k in shaped
+                else v
+                for k, v in state.items()
+            }
+
         def body(i, state, arrays):
             feed = {k: v[:, i] for k, v in inputs.items()}
-            state, probes = self._step(state, feed, p, neurons, rows)
+            state, probes = self._step(reshaped(state, True), feed, p, neurons, rows)
+            state = reshaped(state, False)
             if preallocate:
                 arrays = {
                     k: tf.tensor_scatter_nd_update(a, [[i]], probes[k][None])
@@ -406,9 +420,10 @@ class CompiledModel(Graphs, Training, Distributed, tf.Module):
         _, state, arrays = tf.while_loop(
             lambda i, state, arrays: i < n_steps,
             body,
-            (tf.constant(0), state, arrays),
+            (tf.constant(0), reshaped(state, False), arrays),
             maximum_iterations=maximum_iterations,
         )
+        state = reshaped(state, True)
         outputs = {}
         for name, shape in self.PROBES.items():
             stacked = arrays[name] if preallocate else arrays[name].stack()

@@ -95,17 +95,16 @@ def _batched_blocks(x, blocks, batch):
     return tf.transpose(tf.matmul(xb, blocks), [1, 0, 2])
 
 
-def _matvec(A, x, xla):
+def _matvec(A, x):
     """``A @ x`` for learned matrices ``A`` ``[batch, k, m, n]`` and ``x`` ``[batch, k, n]``.
 
-    For one batch element and one matrix: under XLA, which would make this a
-    matrix-vector product fused with whatever computes ``x``, recomputed for
-    every row of ``A``, two equal columns keep it a matrix product (PES
-    benchmark, batch 1: 62 -> 53 us per step); without XLA, one 2-D product
-    (oneDNN's batched product is slow on these shapes: 271 -> 200 us)."""
+    For one batch element and one matrix, one 2-D product ``x A^T``: without
+    XLA, oneDNN's batched product is slow on these shapes (PES benchmark:
+    271 -> 200 us per step); under XLA too, where a product with two equal
+    columns (once used to keep ``x``'s computation out of the product) is a
+    slow dot of its own once the matrix's update is a vectorised loop
+    (``LOOP_SHAPES``; PES benchmark, float32: 174 -> 135 us)."""
     if x.shape[0] == 1 and x.shape[1] == 1:
-        if xla:
-            return tf.matmul(A, tf.stack([x, x], axis=-1))[..., 0]
         m, n = A.shape[2], A.shape[3]
         y = tf.matmul(tf.reshape(x, [1, n]), tf.reshape(A, [m, n]), transpose_b=True)
         return tf.reshape(y, [1, 1, m])
