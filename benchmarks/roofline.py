@@ -16,7 +16,6 @@ writes. The ratio is achieved / peak.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
@@ -79,15 +78,11 @@ def _timed(fn) -> float:
 
 
 def _module(compiled, folder: Path):
-    from nengo_compile.write import write
+    from nengo_compile.write import import_generated, write
 
     path = folder / "roofline_tf.py"
     write(path, path.with_suffix(".npz"), compiled.source, compiled.params)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
+    return import_generated(path.stem, path)
 
 
 def main(argv=None) -> list:
