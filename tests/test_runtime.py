@@ -151,6 +151,67 @@ def test_hand_written_model_runs_and_streams(tmp_path, jit_compile):
     np.testing.assert_allclose(probes["x"], out["x"][:, -1] + u[:, 0], rtol=1e-12)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_returned_state_is_trusted_only_while_unchanged(tmp_path, jit_compile):
+    """A state that step or run returned skips the state checks (it holds the
+    graph's own tensors); changed in any way, it is checked like any dict."""
+    import tensorflow as tf
+
+    from nengo_compile.runtime.checks import _trusted
+
+    model = _integrator(tmp_path).Model(jit_compile=jit_compile)
+    u = np.random.RandomState(2).uniform(-1, 1, size=(2, 4, 2))
+    state, xs = model.initial_state(2), []
+    for k in range(4):
+        state, probes = model.step(state, {"u": u[:, k]})
+        xs.append(probes["x"])
+        assert _trusted(state, model._key)
+    np.testing.assert_allclose(np.stack(xs, 1), np.cumsum(u, 1), rtol=1e-12)
+    _, state = model.run(1, inputs={"u": u[:, :1]}, state=state, return_state=True)
+    assert _trusted(state, model._key) and not _trusted(dict(state), model._key)
+    changes = [
+        (lambda s: s.__setitem__("x", np.zeros((2, 3))), r"'x' has shape \(2, 3\)"),
+        (lambda s: s.__setitem__("x", tf.zeros((2, 2), tf.float32)), "'x' is float32"),
+        (lambda s: s.__setitem__("y", np.zeros((2, 2))), r"unknown \['y'\]"),
+        (lambda s: s.pop("x"), r"missing \['x'\]"),
+        (lambda s: s.__setitem__("step", tf.zeros((3,), tf.int64)), r"'x' has shape \(2, 2\)"),
+    ]
+    for change, message in changes:
+        changed, _ = model.step(state, {"u": u[:, 0]})
+        change(changed)
+        assert not _trusted(changed, model._key)
+        with pytest.raises(ValueError, match=message):
+            model.step(changed, {"u": u[:, 0]})
+    # a valid change is used
+    changed, _ = model.step(state, {"u": u[:, 0]})
+    changed["x"] = tf.ones((2, 2), tf.float64)
+    _, probes = model.step(changed, {"u": u[:, 1]})
+    np.testing.assert_allclose(probes["x"], 1 + u[:, 1], rtol=1e-12)
+
+
+def test_graph_callers_agree():
+    """Each way `_caller` calls a concrete function (eagerly at once, inside a
+    graph, on a TensorFlow without AtomicFunction) gives its values, captures
+    included."""
+    import tensorflow as tf
+
+    from nengo_compile.runtime.graphs import _caller
+
+    v = tf.Variable([0.5, -2.0])
+    f = tf.function(lambda a, b: [a * b + v, a - b], autograph=False)
+    concrete = f.get_concrete_function(tf.TensorSpec([2]), tf.TensorSpec([2]))
+    a, b = tf.constant([1.0, 2.0]), tf.constant([3.0, 4.0])
+    expected = [[3.5, 6.0], [-2.0, -2.0]]
+
+    class Other:  # a concrete function as another TensorFlow may have it
+        def __call__(self, *tensors):
+            return concrete(*tensors)
+
+    in_graph = tf.function(lambda a, b: _caller(concrete)([a, b]), autograph=False)
+    for result in (_caller(concrete)([a, b]), in_graph(a, b), _caller(Other())([a, b])):
+        np.testing.assert_allclose([t.numpy() for t in result], expected)
+
+
 def test_hand_written_model_checks_what_it_is_given(tmp_path):
     module = _integrator(tmp_path)
     model = module.Model(jit_compile=False)

@@ -26,6 +26,7 @@ from .checks import (
     _input_name,
     _load_params,
     _state_of,
+    _trusted,
     _xla_blockers,
 )
 from .distribute import Distributed
@@ -173,11 +174,14 @@ class CompiledModel(Graphs, Training, Distributed, tf.Module):
         ``probes`` maps names in ``PROBES`` to arrays ``[batch, *shape]``
         (every step; ``sample_every`` applies only to ``run``).
         """
-        state = _checked_state(state, self.BLOCKS, self.DTYPE, self._key)
-        batch = _batch_of(state)
+        shapes = _trusted(state, self._key)  # a state that step or run returned
+        if shapes:
+            batch = state._batch
+        else:
+            state = _checked_state(state, self.BLOCKS, self.DTYPE, self._key)
+            batch = _batch_of(state)
         inputs = self._check_inputs(_input_arrays(inputs, self.DTYPE), (batch,))
-        state, probes = self._call_flat(self._step_now, state, inputs)
-        return _state_of(state, self._key), probes
+        return self._call_flat(self._step_now, state, inputs, shapes=shapes)
 
     def run(
         self, n_steps, inputs=None, state=None, batch_size=None, return_state=False, strategy=None
