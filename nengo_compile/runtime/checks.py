@@ -68,8 +68,6 @@ class State(dict):
 def _state_of(values, key: str, shapes: tuple = ()) -> State:
     """``values`` as a state of model ``key``; ``shapes`` (``_call_flat``'s
     key of them) marks tensors that the model's graph returned."""
-    if isinstance(values, State) and values.model == key:
-        return values
     state = State(values)
     state.model = key
     if shapes:

@@ -119,7 +119,7 @@ def _caller(concrete) -> Callable:
         attrs = tuple(x for item in ctx.function_call_options.as_attrs().items() for x in item)
         n_outputs = len(atomic.function_type.flat_outputs)
         quick_execute = execute.quick_execute
-    except Exception:  # another TensorFlow
+    except (ImportError, AttributeError):  # another TensorFlow
 
         def call_atomic(tensors):
             return atomic.call_flat(*tensors, *captured)

@@ -249,9 +249,11 @@ class CompiledModel(Graphs, Training, Distributed, tf.Module):
         parts = self._parts(batch)
         if strategy is not None:
             state, outputs = self._run_replicas(strategy, n, state, inputs, capacity)
+            state = _state_of(state, self._key)
         elif parts > 1:
             state, outputs = self._run_parts(parts, n, state, inputs, capacity)
-        else:
+            state = _state_of(state, self._key)
+        else:  # the state a State already, which the next call trusts
             state, outputs = self._call_flat(
                 self._run_loop_graph, state, inputs, n, capacity=capacity
             )
@@ -262,7 +264,7 @@ class CompiledModel(Graphs, Training, Distributed, tf.Module):
                 steps = np.arange(start + 1, start + n_steps + 1)
                 value = value[:, steps % self.PROBE_PERIODS[name] < 1]
             results[name] = value
-        return results, _state_of(state, self._key)
+        return results, state
 
     def _run_loop_graph(self, n, state, inputs, capacity=None):
         """``_run`` for `_call_flat` (its arguments in that order)."""
