@@ -48,6 +48,7 @@ away: they cannot match Nengo's float64 anyway.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -71,21 +72,30 @@ class NeuronLowering:
     options: Callable | None = None  # neuron_type -> {name: hashable}
     random: bool = False  # its template draws random numbers
     no_xla: bool = False  # its template has an operation without an XLA kernel
+    series: Callable | None = None  # (neuron_types, dt, dtype) -> Series | None
 
 
 NEURONS: dict = {}
 
 
-def neuron(cls, template, state=(), options=None, *, random=False, no_xla=False):
+def neuron(cls, template, state=(), options=None, *, random=False, no_xla=False, series=None):
     """Decorator registering the constants function of a neuron type: its
     template is ``templates/neurons/<template>.py.j2``, ``state`` the Nengo
     state names it reads and sets, ``options`` a function giving template
     options; ``random``: the template draws random numbers; ``no_xla``: it
-    has an operation without an XLA kernel."""
+    has an operation without an XLA kernel; ``series``: a function giving the
+    lengths of the series its template computes under XLA (`Series`)."""
 
     def decorate(fn):
         NEURONS[cls] = NeuronLowering(
-            cls.__name__, f"neurons/{template}.py.j2", tuple(state), fn, options, random, no_xla
+            cls.__name__,
+            f"neurons/{template}.py.j2",
+            tuple(state),
+            fn,
+            options,
+            random,
+            no_xla,
+            series,
         )
         return fn
 
@@ -107,6 +117,19 @@ class Neurons(ir.Payload):
     salt: int
     held: Mapping | None = None
     training: Training | None = None  # a trainable module's spiking types: what trains
+    series: Series | None = None  # LIF types under XLA: expm1 and log1p by series
+
+
+@dataclass(frozen=True)
+class Series(ir.Payload):
+    """The series a LIF template computes under XLA instead of ``expm1`` and
+    ``log1p`` (`_expm1_series`, `_log1p_series` in the runtime): their numbers
+    of terms, and ``bound``, the largest ``|x|`` the ``log1p`` series is for
+    (the runtime falls back to ``log1p`` past it)."""
+
+    expm1: int
+    log1p: int
+    bound: float
 
 
 @dataclass(frozen=True)
@@ -215,12 +238,51 @@ def _lif_constants(n, dt):
     }
 
 
-@neuron(nengo.LIF, "lif", ["voltage", "refractory_time"])
+#: the most terms a series may have (past it, the template calls expm1 and log1p)
+SERIES_TERMS = 24
+
+
+def _lif_series(neuron_types, dt, dtype) -> Series | None:
+    """How many terms the LIF step's series take for the dtype's precision.
+
+    The step computes ``expm1(-delta_t / tau_rc)`` with ``delta_t`` in
+    ``[0, dt]`` (clipped), so ``|x| <= r = max(dt / tau_rc)``; and, for the
+    spike time, ``log1p(overshoot)`` with ``|overshoot| <= -expm1(-r)``
+    wherever the voltage was at most 1 before the step, which every step
+    leaves it (a spiking neuron is reset to 0; Nengo keeps ``min_voltage`` at
+    most 0). A state set otherwise (an initial voltage above 1) exceeds
+    ``bound`` once, and that step takes ``log1p`` itself. Each series gets the
+    fewest terms whose first one left out is below a 16th of an ulp of the
+    result at the bound. None where a series would need more than
+    `SERIES_TERMS` (or its range reaches 0.5: fast membranes)."""
+    r = max(dt / n.tau_rc for n in neuron_types)
+    bound = -math.expm1(-r) * 1.01  # with room for the arithmetic's rounding
+    if bound >= 0.5:
+        return None
+    tolerance = float(np.finfo(np.dtype(dtype)).eps) / 16
+    expm1_terms = next(
+        (k for k in range(1, SERIES_TERMS + 1) if r**k / math.factorial(k + 1) <= tolerance), None
+    )
+    log1p_terms = next(
+        (k for k in range(1, SERIES_TERMS + 1) if bound**k / (k + 1) <= tolerance * (1 - bound)),
+        None,
+    )
+    if expm1_terms is None or log1p_terms is None:
+        return None
+    return Series(expm1_terms, log1p_terms, bound)
+
+
+@neuron(nengo.LIF, "lif", ["voltage", "refractory_time"], series=_lif_series)
 def _(n, dt):
     return _lif_constants(n, dt)
 
 
-@neuron(nengo.AdaptiveLIF, "adaptive_lif", ["voltage", "refractory_time", "adaptation"])
+@neuron(
+    nengo.AdaptiveLIF,
+    "adaptive_lif",
+    ["voltage", "refractory_time", "adaptation"],
+    series=_lif_series,
+)
 def _(n, dt):
     return {**_lif_constants(n, dt), "dt_over_tau_n": dt / n.tau_n, "inc_n": n.inc_n}
 
@@ -378,6 +440,11 @@ class NeuronsKind(OpKind):
                     held[name] = float(values[0])
             else:
                 consts[name] = params.const(name, values)
+        series = None
+        if lowering.series is not None:
+            series = lowering.series([op.neurons for op in ops], ctx.dt, ctx.dtype)
+        if series is not None:  # 1.0, held: the division that XLA computes once
+            consts["series_one"] = _held(params, "series_one", [1.0])
         reads = {"J": acc["J"].access}
         reads.update({name: acc[name].access for name in lowering.state})
         writes = {"output": out.access}
@@ -400,6 +467,7 @@ class NeuronsKind(OpKind):
                 salt=index,  # distinguishes this group's random draws
                 held=held,
                 training=None if ctx.train_sources is None else _training(ops, out, params, ctx),
+                series=series,
             ),
             random=lowering.random,
             no_xla=lowering.no_xla,

@@ -11,10 +11,12 @@ __all__ = [
     "_drawn",
     "_drawn_shape",
     "_expm1_portable",
+    "_expm1_series",
     "_fill",
     "_inc_gather",
     "_inc_slice",
     "_log1p_portable",
+    "_log1p_series",
     "_matvec",
     "_normal_draw",
     "_own_rows",
@@ -122,6 +124,49 @@ def _log1p_portable(x):
     d = u - 1.0
     exact = tf.equal(d, 0.0)
     return tf.where(exact, x, tf.math.log(u) * (x / tf.where(exact, tf.ones_like(d), d)))
+
+
+# ---- expm1 and log1p on small arguments, for XLA --------------------------------------
+# XLA on CPU computes float64 expm1 and log1p one element at a time: in a LIF
+# step of 2,048 neurons they took 16 of 20 us. Where the argument is known to be
+# small, a short Taylor series (its length chosen at compile time for the
+# dtype's precision over that range: `nengo_compile.kinds.neurons`) is a few
+# vector multiply-adds and as exact (within 1-2 ulp, as XLA's own functions
+# are of NumPy's).
+
+
+def _horner(x, coefficients):
+    """``c0 + c1 x + c2 x^2 + ...`` by Horner's rule."""
+    y = coefficients[-1]
+    for c in coefficients[-2::-1]:
+        y = c + x * y
+    return y
+
+
+def _expm1_series(x, terms, one):
+    """``expm1(x)`` for ``|x|`` at most the bound that ``terms`` (the number
+    of terms of ``x + x^2/2! + ...``) was chosen for. The division by ``one``
+    (a parameter holding 1.0) changes no value; it makes XLA compute the series
+    once: XLA copies cheap elementwise code into each of its consumers, but
+    not a division."""
+    coefficients = [1.0]  # 1/k! for k = 1 .. terms
+    for k in range(2, terms + 1):
+        coefficients.append(coefficients[-1] / k)
+    return x * _horner(x, coefficients) / one
+
+
+def _log1p_series(x, terms, bound):
+    """``log1p(x)``: by ``terms`` terms of ``x - x^2/2 + x^3/3 - ...`` where
+    every ``|x|`` is at most ``bound`` (which ``terms`` was chosen for), else
+    by ``tf.math.log1p``. The reversals around the fallback change nothing but
+    keep it a branch that runs only when taken: XLA turns a conditional whose
+    branches are elementwise into a select, which computes both."""
+    coefficients = [(-1.0) ** k / (k + 1) for k in range(terms)]
+    return tf.cond(
+        tf.reduce_all(tf.abs(x) <= bound),
+        lambda: x * _horner(x, coefficients),
+        lambda: tf.reverse(tf.math.log1p(tf.reverse(x, [-1])), [-1]),
+    )
 
 
 # ---- random draws of a part of a batch -----------------------------------------------
