@@ -219,6 +219,7 @@ def test_hostile_labels_are_data(tmp_path, capsys, monkeypatch):
         "context",  # from tensorflow.python.eager, for short graph calls (graphs._caller)
         "execute",
         "tf2onnx",
+        "onnx",  # by export_onnx only, to check what tf2onnx wrote (it comes with tf2onnx)
     }
 
 

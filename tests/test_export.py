@@ -278,6 +278,34 @@ def test_export_refuses_python_hooks_and_writes_nothing(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py"]
 
 
+def test_invalid_onnx_is_refused_and_nothing_written(exported, tmp_path, monkeypatch):
+    """tf2onnx logs the nodes it cannot convert and writes the model anyway
+    (once: a segment sum in a loop that also branched on the batch size): the
+    ONNX checker refuses such a model, and neither file is put in place."""
+    import onnx
+    import tf2onnx
+
+    def converter(fn, input_signature=None, opset=None, output_path=None):
+        node = onnx.helper.make_node("SegmentSum", ["x", "i"], ["y"])
+        graph = onnx.helper.make_graph(
+            [node],
+            "g",
+            [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [2]) for n in "xi"],
+            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])],
+        )
+        proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
+        onnx.save(proto, output_path)
+        return proto, None
+
+    monkeypatch.setattr(tf2onnx.convert, "from_function", converter)
+    module = exported("onnx", 1)[0]
+    with pytest.raises(
+        RuntimeError, match=r"invalid model .*SegmentSum.*nothing written \(m.onnx, m.step.onnx\)"
+    ):
+        module.Model().export_onnx(tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_extra_is_named(tmp_path, capsys, monkeypatch):
     import importlib.util
 

@@ -21,14 +21,20 @@ from .models import CORPUS
 N_STEPS = 100
 
 
-def products():
+def products(thick=False):
     """Encoders and decoders of equal ensembles (block forms, thin and wide),
-    a large, nearly empty neuron-to-neuron matrix (sparse) and dense ones."""
+    a large, nearly empty neuron-to-neuron matrix (sparse) and dense ones;
+    ``thick``: and an ensemble array whose decoders join the sparse group (a
+    sparse form that tf2onnx once converted into an invalid model)."""
     rng = np.random.RandomState(3)
     with nengo.Network(seed=14, label="products") as net:
         stim = nengo.Node([0.5, -0.3, 0.2, 0.7, -0.1])
         thin = nengo.networks.EnsembleArray(20, n_ensembles=4, ens_dimensions=2, label="thin")
         nengo.Connection(stim[:4], thin.input[::2])
+        if thick:
+            thick = nengo.networks.EnsembleArray(80, n_ensembles=2, ens_dimensions=2)
+            nengo.Connection(stim[1:5], thick.input)
+            nengo.Probe(thick.output, synapse=0.01, label="thick")
         wide = [nengo.Ensemble(12, 5, label=f"wide{i}") for i in range(3)]
         for i, ens in enumerate(wide):
             nengo.Connection(stim, ens, transform=0.5 + 0.2 * i)
@@ -62,6 +68,39 @@ def test_products_take_every_form(compiled_products):
     assert forms == {"blocks", "sparse", "dense"}, forms
     buckets = [b for g in groups for b in g.values.get("buckets", ())]
     assert {b["broadcast"] for b in buckets} == {True, False}  # thin and wide blocks
+
+
+def thin_blocks():
+    """Thin decoders (two outputs) of few and of many inputs: 8 blocks of 20x2
+    and 8 of 80x2."""
+    with nengo.Network(seed=16, label="thin") as net:
+        stim = nengo.Node([0.5, -0.3, 0.2, 0.7])
+        small = nengo.networks.EnsembleArray(20, n_ensembles=8, ens_dimensions=2, label="small")
+        large = nengo.networks.EnsembleArray(80, n_ensembles=8, ens_dimensions=2, label="large")
+        nengo.Connection(stim, small.input[::4])
+        nengo.Connection(stim, large.input[1::4])
+        nengo.Connection(small.output, large.input, transform=0.5)
+        nengo.Probe(small.output, synapse=0.01, label="small")
+        nengo.Probe(large.output, synapse=0.01, label="large")
+    return net
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_thin_blocks_match_nengo(tmp_path, jit):
+    """Both of ``_thin_blocks``' ways at both batch sizes: under XLA, blocks of
+    at most THIN_SUMMED_INPUTS inputs are multiplied and summed at any batch
+    size, larger ones are a batched product from SMALL_BATCH on (without XLA,
+    every thin block is)."""
+    net = thin_blocks()
+    data, _ = reference(net, N_STEPS)
+    compiled, module = compile_and_load(net, tmp_path, dtype="float64")
+    buckets = [b["blocks"] for g in compiled.program.groups for b in g.values.get("buckets", ())]
+    inputs = [n_in for _, n_in, n_out in buckets if n_out <= 4]
+    assert min(inputs) <= module.THIN_SUMMED_INPUTS < max(inputs), buckets
+    for batch in (2, module.SMALL_BATCH + 1):
+        outputs = module.Model(jit_compile=jit).run(N_STEPS, batch_size=batch)
+        errors = max_errors(net, module, outputs, data)
+        assert max(errors.values()) <= 1e-9, (batch, errors)
 
 
 def repeated_functions():
@@ -125,13 +164,14 @@ def test_products_match_nengo(compiled_products, jit):
         assert max(max_errors(net, module, outputs, data).values()) <= 1e-9, batch
 
 
-def test_products_export_to_tflite_and_onnx(compiled_products, tmp_path):
+@pytest.mark.parametrize("thick", [False, True])
+def test_products_export_to_tflite_and_onnx(tmp_path, thick):
     """The block and sparse forms use only ops that TFLite and ONNX hold
     (the sparse form as a gather and a segment sum, not tf.sparse)."""
     onnxruntime = pytest.importorskip("onnxruntime")
     litert = pytest.importorskip("ai_edge_litert.interpreter")
     pytest.importorskip("tf2onnx")
-    net = compiled_products[0]
+    net = products(thick)
     float32_module = compile_and_load(net, tmp_path, dtype="float32")[1]
     model = float32_module.Model()
     expected = model.run(N_STEPS)

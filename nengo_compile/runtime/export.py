@@ -64,11 +64,28 @@ def write_onnx(model, path, opset: int = 17) -> None:
     step_path = (path[:-5] if path.endswith(".onnx") else path) + ".step.onnx"
     with _exporting(model, portable=True):
         module = _export_module(model, None, True, False)
-        for fn, target in ((module.run, path), (module.step, step_path)):
-            with _staged(target) as tmp:
-                tf2onnx.convert.from_function(
+        # both files or neither: each converted and checked before either is in place
+        with _staged(path) as run_tmp, _staged(step_path) as step_tmp:
+            for fn, tmp in ((module.run, run_tmp), (module.step, step_tmp)):
+                proto, _ = tf2onnx.convert.from_function(
                     fn, input_signature=fn.input_signature, opset=opset, output_path=tmp
                 )
+                _check_onnx(proto, (path, step_path))
+
+
+def _check_onnx(proto, paths) -> None:
+    """Raise where tf2onnx wrote a model that ONNX rejects: it logs the nodes
+    it could not convert and writes the model anyway."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as error:
+        first = str(error).strip().splitlines()[0]
+        raise RuntimeError(
+            f"ONNX export failed: tf2onnx produced an invalid model ({first[:300]}); "
+            f"nothing written ({', '.join(os.path.basename(p) for p in paths)})"
+        ) from None
 
 
 def _export_module(model, batch, preallocate: bool, jit_compile: bool) -> tf.Module:

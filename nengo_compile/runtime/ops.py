@@ -7,6 +7,7 @@ import tensorflow as tf
 
 __all__ = [
     "SMALL_BATCH",
+    "THIN_SUMMED_INPUTS",
     "_batched_blocks",
     "_drawn",
     "_drawn_shape",
@@ -29,6 +30,9 @@ __all__ = [
 
 #: batch size from which thin blocks of a product are applied as a batched product
 SMALL_BATCH = 16
+#: under XLA, thin blocks with at most this many inputs are multiplied and
+#: summed at any batch size (XLA's batched product of such thin blocks is slower)
+THIN_SUMMED_INPUTS = 64
 
 
 def _fill(batch, size, value, dtype):
@@ -60,9 +64,12 @@ def _inc_gather(block, index, value):
     return tf.transpose(updated)
 
 
-def _thin_blocks(x, blocks, batch):
+def _thin_blocks(x, blocks, batch, xla, portable):
     """``x`` ``[batch, k * n_in]`` times ``k`` blocks ``[n_in, n_out]`` with few inputs or
-    outputs: multiplied and summed for a few batch elements, one batched product
+    outputs: multiplied and summed for a few batch elements, or under XLA for
+    blocks of at most ``THIN_SUMMED_INPUTS`` inputs at any batch size, or in a
+    TFLite or ONNX export (``portable``: one way, no branch on the batch size,
+    which onnxruntime cannot run inside the loop); else one batched product
     from ``SMALL_BATCH`` on (each the faster there; see benchmarks/README.md)."""
     k, n_in, n_out = blocks.shape
 
@@ -72,6 +79,8 @@ def _thin_blocks(x, blocks, batch):
     def batched():
         return _batched_blocks(x, blocks, batch)
 
+    if portable or (xla and n_in <= THIN_SUMMED_INPUTS):
+        return summed()
     if x.shape[0] is None:  # a batch size known only when it runs
         return tf.cond(batch < SMALL_BATCH, summed, batched)
     return summed() if x.shape[0] < SMALL_BATCH else batched()
@@ -163,7 +172,7 @@ def _log1p_series(x, terms, bound):
     branches are elementwise into a select, which computes both."""
     coefficients = [(-1.0) ** k / (k + 1) for k in range(terms)]
     return tf.cond(
-        tf.reduce_all(tf.abs(x) <= bound),
+        tf.reduce_max(tf.abs(x)) <= bound,
         lambda: x * _horner(x, coefficients),
         lambda: tf.reverse(tf.math.log1p(tf.reverse(x, [-1])), [-1]),
     )
