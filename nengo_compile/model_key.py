@@ -96,15 +96,20 @@ def fingerprint(built, options: dict, describe) -> Fingerprint | None:
 
 @functools.lru_cache(maxsize=1)
 def _compiler() -> tuple:
-    """The compiler's own identity: every file of this package (its name,
-    size and modification time, as Python keys its ``.pyc`` files), and
-    versions."""
+    """The compiler's own identity: every file of this package and of its
+    templates (outside the package in a checkout; its name, size and
+    modification time, as Python keys its ``.pyc`` files), and versions."""
+    from . import render
+
     package = Path(__file__).parent
+    templates = render.templates_dir()
     digest = hashlib.sha256()
-    for path in sorted(package.rglob("*")):
-        if path.suffix in (".py", ".j2"):
-            st = path.stat()
-            digest.update(f"{path.relative_to(package)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    for folder in (package, templates):
+        for path in sorted(folder.rglob("*")):
+            if path.suffix in (".py", ".j2"):
+                st = path.stat()
+                name = f"{folder.name}/{path.relative_to(folder)}"
+                digest.update(f"{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     import jinja2
     import networkx
 

@@ -88,6 +88,31 @@ def test_every_change_misses(tmp_path):
             same(compiled(network(), tmp_path, **options), compiled(network(), False, **options))
 
 
+def test_a_template_edit_misses(tmp_path, monkeypatch):
+    """The compiler's identity covers the templates, which sit outside the
+    package in a checkout: an edited template is never served from the cache."""
+    import shutil
+
+    from nengo_compile import model_key, render
+
+    templates = tmp_path / "templates"
+    shutil.copytree(render.templates_dir(), templates)
+    monkeypatch.setattr(render, "templates_dir", lambda: templates)
+    model_key._compiler.cache_clear()
+    try:
+        store = tmp_path / "cache"
+        assert "plan" in compiled(network(), store).timings
+        assert "plan" not in compiled(network(), store).timings  # a hit
+        module = templates / "module.py.j2"
+        module.write_text(module.read_text() + "# an edited template\n")
+        model_key._compiler.cache_clear()  # a new process would compute it anew
+        again = compiled(network(), store)
+        assert "plan" in again.timings and "# an edited template" in again.source
+    finally:
+        monkeypatch.undo()
+        model_key._compiler.cache_clear()
+
+
 @pytest.mark.parametrize(
     "damage", [lambda b: b[: len(b) // 2], lambda b: b[:-10] + b"0123456789", lambda b: b"x"]
 )
