@@ -103,8 +103,11 @@ def _compiler() -> tuple:
 
     package = Path(__file__).parent
     templates = render.templates_dir()
+    folders = [package]
+    if not templates.is_relative_to(package):  # a checkout's (a wheel's are in the package)
+        folders.append(templates)
     digest = hashlib.sha256()
-    for folder in (package, templates):
+    for folder in folders:
         for path in sorted(folder.rglob("*")):
             if path.suffix in (".py", ".j2"):
                 st = path.stat()
