@@ -24,17 +24,18 @@ N_STEPS = 100
 def products(thick=False):
     """Encoders and decoders of equal ensembles (block forms, thin and wide),
     a large, nearly empty neuron-to-neuron matrix (sparse) and dense ones;
-    ``thick``: and an ensemble array whose decoders join the sparse group (a
-    sparse form that tf2onnx once converted into an invalid model)."""
+    ``thick``: and an ensemble array whose encoders are thin blocks (exports
+    once branched on the batch size there, inside the loop, and tf2onnx then
+    wrote a model onnxruntime refused)."""
     rng = np.random.RandomState(3)
     with nengo.Network(seed=14, label="products") as net:
         stim = nengo.Node([0.5, -0.3, 0.2, 0.7, -0.1])
         thin = nengo.networks.EnsembleArray(20, n_ensembles=4, ens_dimensions=2, label="thin")
         nengo.Connection(stim[:4], thin.input[::2])
         if thick:
-            thick = nengo.networks.EnsembleArray(80, n_ensembles=2, ens_dimensions=2)
-            nengo.Connection(stim[1:5], thick.input)
-            nengo.Probe(thick.output, synapse=0.01, label="thick")
+            array = nengo.networks.EnsembleArray(80, n_ensembles=2, ens_dimensions=2)
+            nengo.Connection(stim[1:5], array.input)
+            nengo.Probe(array.output, synapse=0.01, label="thick")
         wide = [nengo.Ensemble(12, 5, label=f"wide{i}") for i in range(3)]
         for i, ens in enumerate(wide):
             nengo.Connection(stim, ens, transform=0.5 + 0.2 * i)
